@@ -1,0 +1,49 @@
+"""`POST /v1/aliyun/messages` (SendInterSms) and `POST /v1/aliyun/batch-messages` (SendBatchSms)."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+
+from smsgw.api import ERROR_RESPONSES, dispatch
+from smsgw.config import Settings
+from smsgw.models import AliyunBatchSmsRequest, AliyunInterSmsRequest
+from smsgw.providers.aliyun import AliyunBatchSmsClient, AliyunCredentials, AliyunInterSmsClient
+from smsgw.providers.base import HttpSettings
+from smsgw.schemas import SendResponse
+from smsgw.service import Operation
+
+
+def _inter(credentials: AliyunCredentials, settings: Settings, http: HttpSettings) -> AliyunInterSmsClient:
+    return AliyunInterSmsClient(credentials, settings=http)
+
+
+def _batch(credentials: AliyunCredentials, settings: Settings, http: HttpSettings) -> AliyunBatchSmsClient:
+    return AliyunBatchSmsClient(credentials, settings=http)
+
+
+SEND_INTER = Operation("aliyun", AliyunInterSmsClient.operation, AliyunCredentials, _inter)
+SEND_BATCH = Operation("aliyun", AliyunBatchSmsClient.operation, AliyunCredentials, _batch)
+router = Router()
+
+
+@router.post(
+    "/v1/aliyun/messages",
+    summary="Send an international SMS through Aliyun SendInterSms",
+    description="One provider call per number, made concurrently. One result per number.",
+    responses=ERROR_RESPONSES,
+    tags=["aliyun"],
+)
+def send_inter(request: AliyunInterSmsRequest) -> SendResponse | Response[str]:
+    return dispatch(router, SEND_INTER, request)
+
+
+@router.post(
+    "/v1/aliyun/batch-messages",
+    summary="Send SMS in batches through Aliyun SendBatchSms",
+    description="One sign name and parameter object per number, sent in calls of 100.",
+    responses=ERROR_RESPONSES,
+    tags=["aliyun"],
+)
+def send_batch(request: AliyunBatchSmsRequest) -> SendResponse | Response[str]:
+    return dispatch(router, SEND_BATCH, request)
