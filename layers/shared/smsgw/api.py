@@ -59,20 +59,17 @@ def error_response(status: int, code: str, message: str, request_id: str | None,
     )
 
 
-def dispatch(router: Router, operation: Operation, request: SendRequest) -> SendResponse | Response[str]:
+def dispatch(router: Router, operation: Operation, request: SendRequest) -> Response[SendResponse]:
     """The send flow every route shares."""
     request_id = cast(APIGatewayProxyEvent, router.current_event).request_context.request_id
     result = service(operation.credentials_model).send(operation, request)
     record(result)
     response = SendResponse.of(request_id, result)
+    status = HTTPStatus.OK
     if provider_failed_for_every_number(result):
+        status = HTTPStatus.BAD_GATEWAY
         response.error = ErrorInfo(code="provider_failed", message="The provider failed for every number.")
-        return Response(
-            status_code=HTTPStatus.BAD_GATEWAY,
-            content_type=content_types.APPLICATION_JSON,
-            body=response.model_dump_json(),
-        )
-    return response
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=response)
 
 
 def record(result: SendResult) -> None:

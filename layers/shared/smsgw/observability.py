@@ -1,12 +1,22 @@
-"""The one place Powertools objects are created; every handler shares them."""
+"""The one place Powertools objects are created; every handler shares them.
+
+The service name and metrics namespace come from `POWERTOOLS_SERVICE_NAME` and
+`POWERTOOLS_METRICS_NAMESPACE` (set in template.yaml's Globals); the fallbacks keep a function
+that runs without them emitting valid EMF instead of failing every invocation.
+"""
 
 from __future__ import annotations
 
+import os
+
 from aws_lambda_powertools import Logger, Metrics, Tracer
 
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
+SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "sms-gateway")
+NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "SmsGateway")
+
+logger = Logger(service=SERVICE)
+tracer = Tracer(service=SERVICE)
+metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 
 
 def mask_phone(phone: str) -> str:

@@ -34,7 +34,7 @@ router = Router()
     responses=ERROR_RESPONSES,
     tags=["aliyun"],
 )
-def send_inter(request: AliyunInterSmsRequest) -> SendResponse | Response[str]:
+def send_inter(request: AliyunInterSmsRequest) -> Response[SendResponse]:
     return dispatch(router, SEND_INTER, request)
 
 
@@ -45,5 +45,5 @@ def send_inter(request: AliyunInterSmsRequest) -> SendResponse | Response[str]:
     responses=ERROR_RESPONSES,
     tags=["aliyun"],
 )
-def send_batch(request: AliyunBatchSmsRequest) -> SendResponse | Response[str]:
+def send_batch(request: AliyunBatchSmsRequest) -> Response[SendResponse]:
     return dispatch(router, SEND_BATCH, request)

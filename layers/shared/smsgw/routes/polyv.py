@@ -29,5 +29,5 @@ router = Router()
     responses=ERROR_RESPONSES,
     tags=["polyv"],
 )
-def send(request: PolyvSendRequest) -> SendResponse | Response[str]:
+def send(request: PolyvSendRequest) -> Response[SendResponse]:
     return dispatch(router, SEND, request)

@@ -29,5 +29,5 @@ router = Router()
     responses=ERROR_RESPONSES,
     tags=["ronglian"],
 )
-def send(request: RonglianTemplateSmsRequest) -> SendResponse | Response[str]:
+def send(request: RonglianTemplateSmsRequest) -> Response[SendResponse]:
     return dispatch(router, SEND, request)

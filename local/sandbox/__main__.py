@@ -1,0 +1,40 @@
+"""Run the provider sandbox on its own: `python -m local.sandbox --port 8999`; Ctrl-C stops it."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+from types import FrameType
+
+from local.sandbox.server import ProviderSandbox
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m local.sandbox", description=__doc__)
+    parser.add_argument("--port", type=int, default=8999, help="provider port on 127.0.0.1 (0: any free port)")
+    parser.add_argument(
+        "--control-port", type=int, default=None, help="control API port (default: --port + 1, or any free port)"
+    )
+    parser.add_argument("--verbose", action="store_true", help="log every request")
+    args = parser.parse_args(argv)
+    control_port = args.control_port if args.control_port is not None else (args.port + 1 if args.port else 0)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING)
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    # SIGTERM too, so a supervising process stops it as cleanly as Ctrl-C does.
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    with ProviderSandbox(port=args.port, control_port=control_port) as sandbox:
+        print(f"Provider sandbox on {sandbox.url} (control API on {sandbox.control_url}); Ctrl-C stops it", flush=True)
+        while not stop.wait(0.5):
+            pass
+
+
+if __name__ == "__main__":
+    main()
