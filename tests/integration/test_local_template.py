@@ -1,0 +1,235 @@
+"""The local stack's reading of the real template.yaml: functions, routes and their API keys,
+environments with intrinsics resolved, and the gateway responses."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local.template import Physical, Template, TemplateError
+
+ROOT = Path(__file__).parents[2]
+TEMPLATE = ROOT / "template.yaml"
+SECRET_ARNS = {
+    "PolyvSecret": "arn:aws:secretsmanager:us-east-1:123456789012:secret:PolyvSecret-AbCdEf",
+    "AliyunSecret": "arn:aws:secretsmanager:us-east-1:123456789012:secret:AliyunSecret-GhIjKl",
+    "RonglianSecret": "arn:aws:secretsmanager:us-east-1:123456789012:secret:RonglianSecret-MnOpQr",
+}
+PROVISIONED = {name: Physical(ref=arn) for name, arn in SECRET_ARNS.items()}
+
+
+@pytest.fixture(scope="module")
+def template() -> Template:
+    return Template.load(TEMPLATE)
+
+
+def test_every_function_runs_its_code_with_the_shared_layer(template: Template) -> None:
+    functions = template.functions()
+
+    assert set(functions) == {"PolyvFunction", "AliyunFunction", "RonglianFunction"}
+    for provider, spec in [("polyv", functions["PolyvFunction"]), ("ronglian", functions["RonglianFunction"])]:
+        assert spec.code_uri == ROOT / "functions" / provider
+        assert spec.handler == "app.handler"
+        assert spec.layers == (ROOT / "layers" / "shared",)
+        # From Globals.Function
+        assert spec.runtime == "python3.13"
+        assert spec.timeout == 29
+        assert spec.memory_size == 512
+
+
+def test_routes_and_which_need_an_api_key(template: Template) -> None:
+    routes = {(r.method, r.path): (r.function_id, r.api_key_required) for r in template.api_routes()}
+
+    assert routes == {
+        ("POST", "/v1/polyv/messages"): ("PolyvFunction", True),
+        ("GET", "/v1/polyv/docs"): ("PolyvFunction", False),
+        ("POST", "/v1/aliyun/messages"): ("AliyunFunction", True),
+        ("POST", "/v1/aliyun/batch-messages"): ("AliyunFunction", True),
+        ("GET", "/v1/aliyun/docs"): ("AliyunFunction", False),
+        ("POST", "/v1/ronglian/messages"): ("RonglianFunction", True),
+        ("GET", "/v1/ronglian/docs"): ("RonglianFunction", False),
+    }
+    assert {r.api_id for r in template.api_routes()} == {"GatewayApi"}
+
+
+def test_the_api_stage_and_default_key_requirement(template: Template) -> None:
+    api = template.apis()["GatewayApi"]
+
+    assert api.stage_name == "prod"
+    assert api.api_key_required is True
+
+
+def test_environment_resolves_parameters_globals_and_the_secrets_arn(template: Template) -> None:
+    environment = template.environment("RonglianFunction", PROVISIONED)
+
+    assert environment == {
+        "POWERTOOLS_SERVICE_NAME": "sms-gateway",
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+        "POWERTOOLS_METRICS_NAMESPACE": "SmsGateway",
+        "PROVIDER_CONNECT_TIMEOUT": "3",
+        "PROVIDER_READ_TIMEOUT": "10",
+        "SECRET_MAX_AGE_SECONDS": "300",
+        "PROVIDER": "ronglian",
+        "PROVIDER_SECRET_ID": SECRET_ARNS["RonglianSecret"],
+        "RONGLIAN_CHUNK_SIZE": "100",
+    }
+
+
+@pytest.mark.parametrize(
+    ("function_id", "provider", "secret"),
+    [("PolyvFunction", "polyv", "PolyvSecret"), ("AliyunFunction", "aliyun", "AliyunSecret")],
+)
+def test_each_function_reads_only_its_own_secret(
+    template: Template, function_id: str, provider: str, secret: str
+) -> None:
+    environment = template.environment(function_id, PROVISIONED)
+
+    assert environment["PROVIDER"] == provider
+    assert environment["PROVIDER_SECRET_ID"] == SECRET_ARNS[secret]
+
+
+def test_parameter_overrides_replace_defaults() -> None:
+    template = Template.load(TEMPLATE, {"LogLevel": "DEBUG", "RonglianChunkSize": "200"})
+
+    environment = template.environment("RonglianFunction", PROVISIONED)
+
+    assert environment["POWERTOOLS_LOG_LEVEL"] == "DEBUG"
+    assert environment["RONGLIAN_CHUNK_SIZE"] == "200"
+
+
+def test_an_unknown_parameter_override_is_refused() -> None:
+    with pytest.raises(TemplateError, match="NoSuchParameter"):
+        Template.load(TEMPLATE, {"NoSuchParameter": "x"})
+
+
+def test_a_secret_the_stack_did_not_provision_cannot_be_resolved(template: Template) -> None:
+    with pytest.raises(TemplateError, match="PolyvSecret"):
+        template.environment("PolyvFunction", {})
+
+
+@pytest.mark.parametrize(
+    ("response_type", "status", "code"),
+    [
+        ("INVALID_API_KEY", 403, "invalid_api_key"),
+        ("MISSING_AUTHENTICATION_TOKEN", 404, "route_not_found"),
+        ("THROTTLED", 429, "throttled"),
+        ("QUOTA_EXCEEDED", 429, "api_quota_exceeded"),
+    ],
+)
+def test_gateway_responses_render_in_the_gateways_error_shape(
+    template: Template, response_type: str, status: int, code: str
+) -> None:
+    response, _ = template.apis()["GatewayApi"].gateway_response(response_type)
+
+    body = json.loads(response.render({"requestId": "req-1"}))
+
+    assert response.status_code == status
+    assert body["error"]["code"] == code
+    assert body["request_id"] == "req-1"
+
+
+def test_a_response_type_the_template_leaves_alone_is_api_gateways_own(template: Template) -> None:
+    response, message = template.apis()["GatewayApi"].gateway_response("DEFAULT_5XX")
+
+    body = json.loads(response.render({"error.messageString": json.dumps(message)}))
+
+    assert response.status_code == 502
+    assert body == {"message": "Internal server error"}
+
+
+def test_secrets_name_their_provider_in_a_tag(template: Template) -> None:
+    secrets = template.of_type("AWS::SecretsManager::Secret")
+
+    assert {name: template.secret_provider(name) for name in secrets} == {
+        "PolyvSecret": "polyv",
+        "AliyunSecret": "aliyun",
+        "RonglianSecret": "ronglian",
+    }
+
+
+def test_the_api_url_output_resolves_with_pseudo_parameters(template: Template) -> None:
+    url = template.resolver(PROVISIONED).resolve(template.document["Outputs"]["ApiUrl"]["Value"])
+
+    assert url == "https://local.execute-api.us-east-1.amazonaws.com/prod"
+
+
+# What the next template versions add: tables, queues with a DLQ, SQS triggers, conditions.
+NEXT_VERSION: dict[str, Any] = {
+    "Parameters": {"Env": {"Type": "String", "Default": "dev"}, "BatchSize": {"Type": "Number", "Default": 5}},
+    "Conditions": {"IsProd": {"Fn::Equals": [{"Ref": "Env"}, "prod"]}},
+    "Resources": {
+        "Table": {
+            "Type": "AWS::DynamoDB::Table",
+            "Properties": {
+                "BillingMode": "PAY_PER_REQUEST",
+                "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+                "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+            },
+        },
+        "DeadLetters": {"Type": "AWS::SQS::Queue"},
+        "Queue": {
+            "Type": "AWS::SQS::Queue",
+            "Properties": {
+                "RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": ["DeadLetters", "Arn"]}, "maxReceiveCount": 3}
+            },
+        },
+        "Worker": {
+            "Type": "AWS::Serverless::Function",
+            "Properties": {
+                "CodeUri": "functions/polyv/",
+                "Handler": "app.handler",
+                "Environment": {
+                    "Variables": {
+                        "TABLE": {"Ref": "Table"},
+                        "TABLE_ARN": {"Fn::GetAtt": ["Table", "Arn"]},
+                        "QUEUE_URL": {"Ref": "Queue"},
+                        "LEVEL": {"Fn::If": ["IsProd", "WARNING", "DEBUG"]},
+                        "DASHBOARD": {"Fn::Sub": "https://${AWS::Region}.console.aws.${AWS::URLSuffix}/${Table}"},
+                        "OPTIONAL": {"Fn::If": ["IsProd", "x", {"Ref": "AWS::NoValue"}]},
+                    }
+                },
+                "Events": {
+                    "FromQueue": {
+                        "Type": "SQS",
+                        "Properties": {
+                            "Queue": {"Fn::GetAtt": ["Queue", "Arn"]},
+                            "BatchSize": {"Ref": "BatchSize"},
+                            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+                            "ScalingConfig": {"MaximumConcurrency": 2},
+                        },
+                    }
+                },
+            },
+        },
+    },
+}
+
+
+def test_tables_queues_and_sqs_triggers_resolve() -> None:
+    template = Template(NEXT_VERSION, ROOT)
+    provisioned = {
+        "Table": Physical("Table", {"Arn": "arn:aws:dynamodb:ddblocal:000000000000:table/Table"}),
+        "DeadLetters": Physical("http://q/DeadLetters", {"Arn": "arn:aws:sqs:us-east-1:123456789012:DeadLetters"}),
+        "Queue": Physical("http://q/Queue", {"Arn": "arn:aws:sqs:us-east-1:123456789012:Queue"}),
+    }
+
+    environment = template.environment("Worker", provisioned)
+    (source,) = template.sqs_event_sources()
+
+    assert environment == {
+        "TABLE": "Table",
+        "TABLE_ARN": "arn:aws:dynamodb:ddblocal:000000000000:table/Table",
+        "QUEUE_URL": "http://q/Queue",
+        "LEVEL": "DEBUG",
+        "DASHBOARD": "https://us-east-1.console.aws.amazonaws.com/Table",
+    }
+    assert template.creation_order(["Queue", "DeadLetters", "Table"]) == ["DeadLetters", "Queue", "Table"]
+    assert source.function_id == "Worker"
+    assert source.queue_id == "Queue"
+    assert source.batch_size == 5
+    assert source.reports_batch_item_failures
+    assert source.maximum_concurrency == 2
+    assert template.resolver(provisioned).resolve(source.queue) == "arn:aws:sqs:us-east-1:123456789012:Queue"
