@@ -4,111 +4,14 @@ Manager) and the provider sandbox over loopback HTTP."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
-from local.sandbox import DEFAULT_ACCOUNTS, Fault, ProviderSandbox
-from smsgw import api, config
-from tests.support import free_port
-
-EVENTS = Path(__file__).parents[2] / "events"
-Invoke = Callable[..., dict[str, Any]]
-
-
-class FakeContext:
-    function_name = "PolyvFunction"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:PolyvFunction"
-    aws_request_id = "00000000-0000-0000-0000-000000000000"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 29_000
-
-
-@pytest.fixture(scope="session")
-def moto_url() -> Iterator[str]:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
-@pytest.fixture
-def aws(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    for name, value in {
-        "AWS_ENDPOINT_URL": moto_url,
-        "AWS_REGION": "us-east-1",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "POWERTOOLS_SERVICE_NAME": "sms-gateway",
-        "POWERTOOLS_METRICS_NAMESPACE": "SmsGateway",
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "PROVIDER_READ_TIMEOUT": "0.5",
-    }.items():
-        monkeypatch.setenv(name, value)
-    return moto_url
-
-
-def secret_values(provider: str, endpoint: str) -> dict[str, str]:
-    accounts = DEFAULT_ACCOUNTS
-    if provider == "polyv":
-        return {"app_id": accounts.polyv.app_id, "app_secret": accounts.polyv.app_secret, "endpoint": endpoint}
-    if provider == "aliyun":
-        return {
-            "access_key_id": accounts.aliyun.access_key_id,
-            "access_key_secret": accounts.aliyun.access_key_secret,
-            "endpoint": endpoint,
-        }
-    return {
-        "account_sid": accounts.ronglian.account_sid,
-        "auth_token": accounts.ronglian.auth_token,
-        "app_id": accounts.ronglian.app_id,
-        "endpoint": endpoint,
-    }
-
-
-@pytest.fixture
-def deploy(aws: str, sandbox: ProviderSandbox, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Any:
-    """Put a provider's secret in moto and configure the function's environment for it."""
-    secrets = boto3.client("secretsmanager")
-
-    def _deploy(provider: str, values: dict[str, str] | str | None = None) -> str:
-        name = f"{provider}-{request.node.name}"[:500]
-        payload = values if isinstance(values, str) else json.dumps(values or secret_values(provider, sandbox.url))
-        arn: str = secrets.create_secret(Name=name, SecretString=payload)["ARN"]
-        monkeypatch.setenv("PROVIDER", provider)
-        monkeypatch.setenv("PROVIDER_SECRET_ID", arn)
-        config.get_settings.cache_clear()
-        api.service.cache_clear()
-        return arn
-
-    yield _deploy
-    config.get_settings.cache_clear()
-    api.service.cache_clear()
-
-
-def event(name: str, body: Any = None, raw_body: str | None = None) -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads((EVENTS / name).read_text())
-    if body is not None:
-        loaded["body"] = json.dumps(body)
-    if raw_body is not None:
-        loaded["body"] = raw_body
-    return loaded
-
-
-def invoke(provider: str, evt: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    module = __import__(f"{provider}.app", fromlist=["handler"])
-    response = module.handler(evt, FakeContext())
-    return response["statusCode"], json.loads(response["body"])
-
+from local.sandbox import Fault, ProviderSandbox
+from smsgw import api
+from tests.support import event, free_port, invoke, secret_values
 
 ROUTES = [
     ("polyv", "polyv-send.json", "polyv.send"),
@@ -208,8 +111,7 @@ def test_missing_secret_is_a_500_naming_it(
 ) -> None:
     deploy("aliyun")
     monkeypatch.setenv("PROVIDER_SECRET_ID", "no-such-secret")
-    config.get_settings.cache_clear()
-    api.service.cache_clear()
+    api.reset()
 
     status, answer = invoke("aliyun", event("aliyun-send.json"))
 

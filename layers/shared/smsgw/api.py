@@ -1,12 +1,16 @@
-"""The HTTP side of a provider function: resolver, error mapping, and the send flow of a route."""
+"""The HTTP side of the gateway's functions: resolver, error mapping, and the send flow of a route."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from http import HTTPStatus
 from typing import Any, cast
 
+import boto3
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
@@ -17,59 +21,160 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from smsgw.config import get_settings
+from smsgw.config import ProviderSettings, Settings, get_provider_settings, get_settings
 from smsgw.credentials import CredentialStore
-from smsgw.errors import GatewayError
+from smsgw.errors import GatewayError, InvalidRequest
+from smsgw.idempotency import DYNAMODB_CONFIG, Answer, Idempotency, NothingSent
+from smsgw.messages import MessageLog
 from smsgw.models import SendRequest
 from smsgw.observability import logger, metrics, tracer
 from smsgw.outcomes import SendResult, Status
+from smsgw.quotas import QuotaLedger
 from smsgw.schemas import ErrorDetail, ErrorInfo, ErrorResponse, SendResponse
-from smsgw.service import Operation, SendService
+from smsgw.service import Caller, Delivery, Operation, SendService
 
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
-ERROR_RESPONSES: dict[int, OpenAPIResponse] = {
-    400: {"description": "Invalid input; nothing was sent.", "content": {"application/json": {"model": ErrorResponse}}},
-    403: {"description": "Missing or invalid API key.", "content": {"application/json": {"model": ErrorResponse}}},
-    502: {
-        "description": "The provider failed for every number.",
-        "content": {"application/json": {"model": SendResponse}},
-    },
-    503: {"description": "A dependency is unavailable.", "content": {"application/json": {"model": ErrorResponse}}},
+
+def _json(model: type[Any], description: str) -> OpenAPIResponse:
+    return {"description": description, "content": {"application/json": {"model": model}}}
+
+
+SEND_RESPONSES: dict[int, OpenAPIResponse] = {
+    200: _json(SendResponse, "Processed: one result per number, some may be rejected."),
+    400: _json(ErrorResponse, "Invalid input; nothing was sent."),
+    403: _json(ErrorResponse, "Missing or invalid API key."),
+    409: _json(ErrorResponse, "A request with this Idempotency-Key is still in progress."),
+    422: _json(ErrorResponse, "This Idempotency-Key was used with another body."),
+    429: _json(SendResponse, "No number could be sent: quota exhausted (see Retry-After)."),
+    502: _json(SendResponse, "The provider failed for every number."),
+    503: _json(ErrorResponse, "A dependency is unavailable; nothing was sent."),
 }
 PROVIDER_FAILURES = frozenset({Status.RETRYABLE, Status.AMBIGUOUS})
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+
+
+def dynamodb_client() -> Any:
+    return boto3.client("dynamodb", config=DYNAMODB_CONFIG)
 
 
 @lru_cache(maxsize=1)
-def service(credentials_model: type[Any]) -> SendService:
-    """One per function instance, built on first use so that configuration errors answer, not crash."""
-    settings = get_settings()
-    store = CredentialStore(settings.provider_secret_id, credentials_model, max_age=settings.secret_max_age_seconds)
-    return SendService(settings, store)
-
-
-def provider_failed_for_every_number(result: SendResult) -> bool:
-    return all(o.status in PROVIDER_FAILURES or o.auth_error for o in result.outcomes)
-
-
-def error_response(status: int, code: str, message: str, request_id: str | None, **extra: Any) -> Response[str]:
-    body = ErrorResponse(error=ErrorInfo(code=code, message=message, **extra), request_id=request_id)
-    return Response(
-        status_code=status, content_type=content_types.APPLICATION_JSON, body=body.model_dump_json(exclude_none=True)
+def message_log() -> MessageLog:
+    settings: Settings = get_settings()
+    return MessageLog(
+        settings.message_log_table_name,
+        retention=timedelta(days=settings.message_retention_days),
+        client_factory=dynamodb_client,
     )
 
 
-def dispatch(router: Router, operation: Operation, request: SendRequest) -> Response[SendResponse]:
-    """The send flow every route shares."""
-    request_id = cast(APIGatewayProxyEvent, router.current_event).request_context.request_id
-    result = service(operation.credentials_model).send(operation, request)
-    record(result)
-    response = SendResponse.of(request_id, result)
-    status = HTTPStatus.OK
-    if provider_failed_for_every_number(result):
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    settings: ProviderSettings
+    service: SendService
+    idempotency: Idempotency
+
+
+@lru_cache(maxsize=1)
+def runtime(credentials_model: type[Any]) -> Runtime:
+    """One per function instance, built on first use so that configuration errors answer, not crash."""
+    settings = get_provider_settings()
+    store = CredentialStore(settings.provider_secret_id, credentials_model, max_age=settings.secret_max_age_seconds)
+    ledger = QuotaLedger(settings.quota_table_name, settings.limits, client_factory=dynamodb_client)
+    idempotency = Idempotency(
+        settings.idempotency_table_name, expires_after_seconds=settings.idempotency_expiry_seconds
+    )
+    return Runtime(settings, SendService(settings, store, ledger), idempotency)
+
+
+def reset() -> None:
+    """Forget configuration and clients (for tests that change the environment)."""
+    for cached in (get_settings, get_provider_settings, message_log, runtime):
+        cached.cache_clear()
+
+
+def tenant_of(event: APIGatewayProxyEvent) -> str:
+    """The API key's id: each key is a tenant, with its own quotas and message log."""
+    return event.request_context.identity.api_key_id or "default"
+
+
+def provider_failed_for_every_number(result: SendResult) -> bool:
+    tried = [o for o in result.outcomes if o.status is not Status.QUOTA_EXCEEDED]
+    return bool(tried) and all(o.status in PROVIDER_FAILURES or o.auth_error for o in tried)
+
+
+def answer_of(request_id: str, delivery: Delivery) -> Answer:
+    result = delivery.result
+    response = SendResponse.of(request_id, result, delivery.reservation)
+    status, headers = HTTPStatus.OK, {}
+    if result.count(Status.QUOTA_EXCEEDED) == len(result.outcomes):
+        status = HTTPStatus.TOO_MANY_REQUESTS
+        headers["Retry-After"] = str(delivery.reservation.retry_after)
+        response.error = ErrorInfo(code="quota_exceeded", message="No number could be sent: its quota is used up.")
+    elif provider_failed_for_every_number(result):
         status = HTTPStatus.BAD_GATEWAY
         response.error = ErrorInfo(code="provider_failed", message="The provider failed for every number.")
-    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=response)
+    return {"status": int(status), "headers": headers, "body": response.model_dump(mode="json")}
+
+
+def nothing_sent(answer: Answer, result: SendResult) -> bool:
+    """A 429, or a 502 where no number may have gone out: worth a real retry with the same key."""
+    if answer["status"] == HTTPStatus.TOO_MANY_REQUESTS:
+        return True
+    return answer["status"] == HTTPStatus.BAD_GATEWAY and result.count(Status.AMBIGUOUS) == 0
+
+
+def dispatch(router: Router, operation: Operation, request: SendRequest) -> Response[dict[str, Any]]:
+    """The send flow every route shares: idempotency, quotas, send, message log."""
+    event = cast(APIGatewayProxyEvent, router.current_event)
+    caller = Caller(
+        request_id=event.request_context.request_id,
+        tenant=tenant_of(event),
+        source_ip=event.request_context.identity.source_ip or "unknown",
+        received_at=datetime.now(UTC),
+    )
+    rt = runtime(operation.credentials_model)
+    key = event.headers.get("idempotency-key")
+
+    def send() -> Answer:
+        delivery = rt.service.send(operation, request, caller)
+        record(delivery.result)
+        answer = answer_of(caller.request_id, delivery)
+        store(caller, answer)
+        if nothing_sent(answer, delivery.result):
+            raise NothingSent(answer)
+        return answer
+
+    if key is None:
+        try:
+            answer = send()
+        except NothingSent as signal:
+            answer = signal.answer
+    else:
+        if not IDEMPOTENCY_KEY.fullmatch(key):
+            raise InvalidRequest("Idempotency-Key must be 1 to 255 printable ASCII characters.")
+        rt.idempotency.register(router.lambda_context)
+        answer = rt.idempotency(
+            tenant=caller.tenant,
+            route=f"{operation.provider}.{operation.name}",
+            key=key,
+            body=request.model_dump(mode="json"),
+            send=send,
+        )
+    headers = dict(answer["headers"])
+    if answer["body"]["request_id"] != caller.request_id:
+        headers["Idempotent-Replayed"] = "true"
+    return Response(
+        status_code=answer["status"], content_type=content_types.APPLICATION_JSON, body=answer["body"], headers=headers
+    )
+
+
+def store(caller: Caller, answer: Answer) -> None:
+    # The SMS are out (or definitely not): a lost log record must not turn the answer into an error.
+    try:
+        message_log().record(caller.tenant, caller.request_id, answer["body"], received_at=caller.received_at)
+    except GatewayError as exc:
+        logger.error("message log write failed", extra={"error": exc.message})
 
 
 def record(result: SendResult) -> None:
@@ -84,10 +189,23 @@ def record(result: SendResult) -> None:
         metrics.add_metric(name=f"numbers_{status}", unit=MetricUnit.Count, value=count)
 
 
-def build_handler(provider: str, router: Router) -> Handler:
+def error_response(
+    status: int, code: str, message: str, request_id: str | None, *, headers: dict[str, str] | None = None, **extra: Any
+) -> Response[str]:
+    body = ErrorResponse(error=ErrorInfo(code=code, message=message, **extra), request_id=request_id)
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body=body.model_dump_json(exclude_none=True),
+        headers=headers,
+    )
+
+
+def build_handler(name: str, router: Router, *, docs: bool = True) -> Handler:
     app = APIGatewayRestResolver(enable_validation=True)
     app.include_router(router)
-    app.enable_swagger(path=f"/v1/{provider}/docs", title=f"SMS gateway: {provider}", version="1.0.0")
+    if docs:
+        app.enable_swagger(path=f"/v1/{name}/docs", title=f"SMS gateway: {name}", version="1.0.0")
 
     def request_id() -> str | None:
         return app.current_event.request_context.request_id if app.current_event else None
@@ -106,7 +224,8 @@ def build_handler(provider: str, router: Router) -> Handler:
     @app.exception_handler(GatewayError)
     def gateway_error(exc: GatewayError) -> Response[str]:
         logger.warning("request failed", extra={"error_code": exc.code, "error": exc.message})
-        return error_response(exc.status_code, exc.code, exc.message, request_id())
+        headers = {"Retry-After": "1"} if exc.status_code in (409, 503) else None
+        return error_response(exc.status_code, exc.code, exc.message, request_id(), headers=headers)
 
     @app.not_found
     def not_found(exc: NotFoundError) -> Response[str]:

@@ -4,28 +4,34 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from smsgw.errors import ConfigurationError
+from smsgw.quotas import Limits
 
 ProviderName = Literal["polyv", "aliyun", "ronglian"]
 
 
-class Settings(BaseModel):
+def parse_limits(text: str, timezone: str) -> Limits:
+    """`phone_per_minute=1,phone_per_hour=5,…` (a template parameter) into Limits; 0 switches one off."""
+    values: dict[str, Any] = {"timezone": timezone}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, number = part.partition("=")
+        if name.strip() not in Limits.__dataclass_fields__ or name.strip() == "timezone":
+            raise ValueError(f"unknown quota limit {name.strip()!r}")
+        if not number.strip().isdigit():
+            raise ValueError(f"quota limit {name.strip()!r} must be a whole number >= 0")
+        values[name.strip()] = int(number)
+    return Limits(**values)
+
+
+class _FromEnv(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    provider: ProviderName
-    provider_secret_id: str = Field(min_length=1)
-    secret_max_age_seconds: int = Field(default=300, ge=0)
-    provider_connect_timeout: float = Field(default=3.0, gt=0)
-    provider_read_timeout: float = Field(default=10.0, gt=0)
-    provider_max_concurrency: int = Field(default=8, ge=1, le=64)
-    ronglian_chunk_size: int = Field(default=100, ge=1, le=200)
-
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+    def from_env(cls, environ: dict[str, str] | None = None) -> Self:
         env = os.environ if environ is None else environ
         values = {name: env[name.upper()] for name in cls.model_fields if name.upper() in env}
         try:
@@ -35,6 +41,56 @@ class Settings(BaseModel):
             raise ConfigurationError(f"invalid or missing environment variables: {', '.join(names)}") from None
 
 
+class Settings(_FromEnv):
+    """What every function of the gateway needs: the tables."""
+
+    message_log_table_name: str = Field(min_length=1)
+    message_retention_days: int = Field(default=30, ge=1)
+
+
+class ProviderSettings(Settings):
+    """A provider function's configuration."""
+
+    provider: ProviderName
+    provider_secret_id: str = Field(min_length=1)
+    quota_table_name: str = Field(min_length=1)
+    idempotency_table_name: str = Field(min_length=1)
+    quota_limits: str = ""
+    quota_timezone: str = "Asia/Shanghai"
+    idempotency_expiry_seconds: int = Field(default=86_400, ge=60)
+    secret_max_age_seconds: int = Field(default=300, ge=0)
+    provider_connect_timeout: float = Field(default=3.0, gt=0)
+    provider_read_timeout: float = Field(default=10.0, gt=0)
+    provider_max_concurrency: int = Field(default=8, ge=1, le=64)
+    ronglian_chunk_size: int = Field(default=100, ge=1, le=200)
+
+    @field_validator("quota_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("unknown time zone") from None
+        return value
+
+    @field_validator("quota_limits")
+    @classmethod
+    def _valid_limits(cls, value: str) -> str:
+        parse_limits(value, "UTC")
+        return value
+
+    @property
+    def limits(self) -> Limits:
+        return parse_limits(self.quota_limits, self.quota_timezone)
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings.from_env()
+
+
+@lru_cache(maxsize=1)
+def get_provider_settings() -> ProviderSettings:
+    return ProviderSettings.from_env()

@@ -9,6 +9,8 @@ strings and every other type is refused.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from typing import Annotated, Any, Self
 
 from pydantic import (
@@ -92,6 +94,20 @@ class SendRequest(BaseModel):
         """The same request for some of its numbers, in their original order."""
         return self.model_copy(update={"phone_numbers": [p for p in self.phones if p in phones]})
 
+    def with_gateway_id(self, message_id: str) -> Self:
+        """The request carrying the gateway's message id, where the provider has a field for it."""
+        return self
+
+
+class _AliyunRequest(SendRequest):
+    out_id: OutId | None = Field(default=None, description="Echoed back in the provider's delivery receipts.")
+
+    def with_gateway_id(self, message_id: str) -> Self:
+        # OutId ties delivery receipts to the gateway's record; a caller's own OutId wins.
+        if self.out_id is not None or not _OUT_ID.fullmatch(message_id):
+            return self
+        return self.model_copy(update={"out_id": message_id})
+
 
 class PolyvSendRequest(SendRequest):
     """Polyv `POST /live/v4/user/sms/send`: one Aliyun template configured in Polyv."""
@@ -113,7 +129,7 @@ class PolyvSendRequest(SendRequest):
         return list(self.phone_numbers)
 
 
-class AliyunInterSmsRequest(SendRequest):
+class AliyunInterSmsRequest(_AliyunRequest):
     """Aliyun `SendInterSms`: one number per provider call, all in one country."""
 
     phone_numbers: NationalPhoneList
@@ -139,13 +155,12 @@ class BatchMessage(BaseModel):
     sms_up_extend_code: Annotated[str, StringConstraints(pattern=r"^\d{1,12}$")] | None = None
 
 
-class AliyunBatchSmsRequest(SendRequest):
+class AliyunBatchSmsRequest(_AliyunRequest):
     """Aliyun `SendBatchSms`: one sign name and one parameter object per number."""
 
     template_code: AliyunTemplateCode
     sign_name: SignName | None = Field(default=None, description="Sign name of every message that names none.")
     messages: list[BatchMessage] = Field(min_length=1, max_length=MAX_NUMBERS_PER_REQUEST)
-    out_id: OutId | None = None
 
     @model_validator(mode="after")
     def _one_sign_name_per_number(self) -> Self:
@@ -170,6 +185,8 @@ class AliyunBatchSmsRequest(SendRequest):
         return [m.phone_number for m in self.messages]
 
 
+_OUT_ID = re.compile(r"[A-Za-z0-9_\-]{1,64}")
+_REQ_ID = re.compile(r"[A-Za-z0-9]{1,32}")
 RonglianReqId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]{1,32}$")]
 
 
@@ -188,3 +205,12 @@ class RonglianTemplateSmsRequest(SendRequest):
     @property
     def phones(self) -> list[str]:
         return list(self.phone_numbers)
+
+    def with_gateway_id(self, message_id: str) -> Self:
+        """The provider drops a repeat of an accepted reqId, so the gateway's id makes resends safe."""
+        if self.req_id is not None:
+            return self
+        req_id = message_id.replace("-", "")
+        if not _REQ_ID.fullmatch(req_id):
+            req_id = hashlib.md5(message_id.encode()).hexdigest()  # noqa: S324 - an identifier, not a MAC
+        return self.model_copy(update={"req_id": req_id})

@@ -19,6 +19,12 @@ class Status(StrEnum):
     """Provably not sent (connection refused, 5xx before acceptance, throttling): safe to resend."""
     AMBIGUOUS = "ambiguous"
     """The request may have reached the provider (read timeout, reset after sending)."""
+    QUOTA_EXCEEDED = "quota_exceeded"
+    """Not sent: the gateway's own quota for the number, the account or the source IP is used up."""
+
+
+NOT_SENT = frozenset({Status.REJECTED, Status.RATE_LIMITED, Status.RETRYABLE, Status.QUOTA_EXCEEDED})
+"""Outcomes where the provider definitely did not send: their quota units are given back."""
 
 
 @dataclass(frozen=True, slots=True)

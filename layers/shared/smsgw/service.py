@@ -1,22 +1,26 @@
-"""Sending: credentials, the provider client, and one careful retry after a credential rotation."""
+"""Sending: credentials, quotas, the provider client, refunds, and one careful retry after a
+credential rotation."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
 
-from smsgw.config import Settings
+from smsgw.config import ProviderSettings
 from smsgw.credentials import CredentialStore
+from smsgw.errors import DependencyUnavailable
 from smsgw.models import SendRequest
 from smsgw.observability import logger
-from smsgw.outcomes import NumberOutcome, SendResult
+from smsgw.outcomes import NOT_SENT, NumberOutcome, SendResult, Status
 from smsgw.providers.base import HttpSettings, ProviderClient
+from smsgw.quotas import QuotaLedger, Reservation, Subject
 
-ClientFactory = Callable[[Any, Settings, HttpSettings], ProviderClient[Any]]
+ClientFactory = Callable[[Any, ProviderSettings, HttpSettings], ProviderClient[Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,12 +33,31 @@ class Operation:
     client_factory: ClientFactory
 
 
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who asked, and the gateway's id for the request (API Gateway's request id, or SQS message id)."""
+
+    request_id: str
+    tenant: str
+    source_ip: str
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What a send did: an outcome per number (in request order) and the quota it held."""
+
+    result: SendResult
+    reservation: Reservation
+
+
 class SendService:
     """Sends through one provider; holds that provider's credentials and clients across invocations."""
 
-    def __init__(self, settings: Settings, store: CredentialStore[Any]) -> None:
+    def __init__(self, settings: ProviderSettings, store: CredentialStore[Any], ledger: QuotaLedger) -> None:
         self.settings = settings
         self.store = store
+        self.ledger = ledger
         self.http = HttpSettings(
             connect_timeout=settings.provider_connect_timeout,
             read_timeout=settings.provider_read_timeout,
@@ -55,8 +78,27 @@ class SendService:
             self._clients[operation.name] = (credentials, client)
             return client
 
-    def send(self, operation: Operation, request: SendRequest) -> SendResult:
+    def send(self, operation: Operation, request: SendRequest, caller: Caller) -> Delivery:
+        # Credentials first: if Secrets Manager is down, nothing is sent and no quota is used.
         credentials = self.store.get()
+        request = request.with_gateway_id(caller.request_id)
+        subject = Subject(tenant=caller.tenant, provider=operation.provider, source_ip=caller.source_ip)
+        reservation = self.ledger.reserve(subject, request.phones)
+        granted = {p for p in request.phones if p in reservation.granted}
+        sent: dict[str, NumberOutcome] = {}
+        calls = 0
+        if granted:
+            result = self._send(operation, request.only(granted), credentials)
+            sent = {o.phone: o for o in result.outcomes}
+            calls = result.calls
+            self._refund(reservation, [o.phone for o in result.outcomes if o.status in NOT_SENT])
+        outcomes = tuple(sent.get(phone) or quota_exceeded(phone) for phone in request.phones)
+        return Delivery(
+            SendResult(provider=operation.provider, operation=operation.name, outcomes=outcomes, calls=calls),
+            reservation,
+        )
+
+    def _send(self, operation: Operation, request: SendRequest, credentials: BaseModel) -> SendResult:
         result = self.client(operation, credentials).send(request)
         if not result.auth_failed:
             return result
@@ -69,6 +111,17 @@ class SendService:
         logger.info("credentials refreshed after an authentication error", extra={"resent": len(refused)})
         retry = self.client(operation, fresh).send(request.only(refused))
         return merge(result, retry)
+
+    def _refund(self, reservation: Reservation, phones: list[str]) -> None:
+        # The messages went out (or definitely did not); a failed refund costs quota, not correctness.
+        try:
+            self.ledger.refund(reservation, phones)
+        except DependencyUnavailable as exc:
+            logger.warning("quota refund failed", extra={"numbers": len(phones), "error": exc.message})
+
+
+def quota_exceeded(phone: str) -> NumberOutcome:
+    return NumberOutcome(phone=phone, status=Status.QUOTA_EXCEEDED, retry_safe=True)
 
 
 def merge(first: SendResult, retry: SendResult) -> SendResult:

@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
-from smsgw.api import ERROR_RESPONSES, dispatch
-from smsgw.config import Settings
+from smsgw.api import SEND_RESPONSES, dispatch
+from smsgw.config import ProviderSettings
 from smsgw.models import AliyunBatchSmsRequest, AliyunInterSmsRequest
 from smsgw.providers.aliyun import AliyunBatchSmsClient, AliyunCredentials, AliyunInterSmsClient
 from smsgw.providers.base import HttpSettings
-from smsgw.schemas import SendResponse
 from smsgw.service import Operation
 
 
-def _inter(credentials: AliyunCredentials, settings: Settings, http: HttpSettings) -> AliyunInterSmsClient:
+def _inter(credentials: AliyunCredentials, settings: ProviderSettings, http: HttpSettings) -> AliyunInterSmsClient:
     return AliyunInterSmsClient(credentials, settings=http)
 
 
-def _batch(credentials: AliyunCredentials, settings: Settings, http: HttpSettings) -> AliyunBatchSmsClient:
+def _batch(credentials: AliyunCredentials, settings: ProviderSettings, http: HttpSettings) -> AliyunBatchSmsClient:
     return AliyunBatchSmsClient(credentials, settings=http)
 
 
@@ -31,10 +32,10 @@ router = Router()
     "/v1/aliyun/messages",
     summary="Send an international SMS through Aliyun SendInterSms",
     description="One provider call per number, made concurrently. One result per number.",
-    responses=ERROR_RESPONSES,
+    responses=SEND_RESPONSES,
     tags=["aliyun"],
 )
-def send_inter(request: AliyunInterSmsRequest) -> Response[SendResponse]:
+def send_inter(request: AliyunInterSmsRequest) -> Response[dict[str, Any]]:
     return dispatch(router, SEND_INTER, request)
 
 
@@ -42,8 +43,8 @@ def send_inter(request: AliyunInterSmsRequest) -> Response[SendResponse]:
     "/v1/aliyun/batch-messages",
     summary="Send SMS in batches through Aliyun SendBatchSms",
     description="One sign name and parameter object per number, sent in calls of 100.",
-    responses=ERROR_RESPONSES,
+    responses=SEND_RESPONSES,
     tags=["aliyun"],
 )
-def send_batch(request: AliyunBatchSmsRequest) -> Response[SendResponse]:
+def send_batch(request: AliyunBatchSmsRequest) -> Response[dict[str, Any]]:
     return dispatch(router, SEND_BATCH, request)

@@ -1,0 +1,74 @@
+"""The message log: what happened to every request, kept for a configurable time (TTL).
+
+Items are keyed by tenant and request id together, so a tenant can only ever address its own
+records: another tenant's request id is simply not found.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from smsgw.errors import DependencyUnavailable
+from smsgw.providers.base import Clock, utc_now
+
+
+class MessageLog:
+    def __init__(
+        self,
+        table_name: str,
+        *,
+        retention: timedelta,
+        client_factory: Callable[[], Any],
+        clock: Clock = utc_now,
+    ) -> None:
+        self.table_name = table_name
+        self.retention = retention
+        self._client_factory = client_factory
+        self._client: Any = None
+        self._lock = threading.Lock()
+        self.clock = clock
+
+    @property
+    def client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                self._client = self._client_factory()
+            return self._client
+
+    @staticmethod
+    def key(tenant: str, request_id: str) -> dict[str, Any]:
+        return {"pk": {"S": f"{tenant}#{request_id}"}}
+
+    def record(self, tenant: str, request_id: str, record: dict[str, Any], *, received_at: datetime) -> None:
+        """Store one request's record; `record` is the API's JSON answer for it."""
+        now = self.clock()
+        item = {
+            **self.key(tenant, request_id),
+            "tenant": {"S": tenant},
+            "request_id": {"S": request_id},
+            "received_at": {"S": received_at.isoformat()},
+            "finished_at": {"S": now.isoformat()},
+            "record": {"S": json.dumps(record, ensure_ascii=False, separators=(",", ":"))},
+            "expires_at": {"N": str(int((now + self.retention).timestamp()))},
+        }
+        try:
+            self.client.put_item(TableName=self.table_name, Item=item)
+        except Exception as exc:
+            raise DependencyUnavailable(f"DynamoDB is unavailable ({type(exc).__name__})") from exc
+
+    def find(self, tenant: str, request_id: str) -> dict[str, Any] | None:
+        try:
+            item = self.client.get_item(TableName=self.table_name, Key=self.key(tenant, request_id)).get("Item")
+        except Exception as exc:
+            raise DependencyUnavailable(f"DynamoDB is unavailable ({type(exc).__name__})") from exc
+        # TTL deletes lazily: a record past its time is treated as gone.
+        if item is None or int(item["expires_at"]["N"]) <= self.clock().timestamp():
+            return None
+        found: dict[str, Any] = json.loads(item["record"]["S"])
+        found["received_at"] = item["received_at"]["S"]
+        found["finished_at"] = item["finished_at"]["S"]
+        return found

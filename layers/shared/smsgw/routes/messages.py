@@ -1,0 +1,29 @@
+"""`GET /v1/messages/{requestId}`: a request's record, to the tenant that made it and no other."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, cast
+
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Path
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
+
+from smsgw.api import message_log, tenant_of
+from smsgw.errors import GatewayError
+
+router = Router()
+
+
+class MessageNotFound(GatewayError):
+    status_code = 404
+    code = "message_not_found"
+
+
+@router.get("/v1/messages/<requestId>", summary="A request's record in the message log", tags=["messages"])
+def get_message(requestId: Annotated[str, Path(min_length=1, max_length=128)]) -> dict[str, Any]:  # noqa: N803
+    tenant = tenant_of(cast(APIGatewayProxyEvent, router.current_event))
+    record = message_log().find(tenant, requestId)
+    if record is None:
+        # Another tenant's request id is answered exactly like one that never existed.
+        raise MessageNotFound("No request with this id for this API key.")
+    return record

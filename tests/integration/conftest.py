@@ -1,0 +1,84 @@
+"""Fixtures for tests that talk to DynamoDB Local (the real engine) and moto server."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from local.processes import DynamoDBLocal
+from local.sandbox import ProviderSandbox
+from smsgw import api
+from tests.support import NO_QUOTAS, Tables, create_table, free_port, secret_values
+
+
+@pytest.fixture(scope="session")
+def dynamodb_url() -> Iterator[str]:
+    engine = DynamoDBLocal()
+    engine.spawn()
+    engine.wait_ready()
+    yield engine.url
+    engine.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_url() -> Iterator[str]:
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def tables(dynamodb_url: str) -> Tables:
+    """Fresh gateway tables for one test, shaped as template.yaml declares them."""
+    return Tables(
+        quota=create_table(dynamodb_url, "quota"),
+        idempotency=create_table(dynamodb_url, "idempotency", key="id"),
+        messages=create_table(dynamodb_url, "messages"),
+    )
+
+
+@pytest.fixture
+def aws(moto_url: str, dynamodb_url: str, tables: Tables, monkeypatch: pytest.MonkeyPatch) -> str:
+    for name, value in {
+        "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_url,
+        "QUOTA_TABLE_NAME": tables.quota,
+        "IDEMPOTENCY_TABLE_NAME": tables.idempotency,
+        "MESSAGE_LOG_TABLE_NAME": tables.messages,
+        "QUOTA_LIMITS": NO_QUOTAS,
+        "AWS_ENDPOINT_URL": moto_url,
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "POWERTOOLS_SERVICE_NAME": "sms-gateway",
+        "POWERTOOLS_METRICS_NAMESPACE": "SmsGateway",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "PROVIDER_READ_TIMEOUT": "0.5",
+    }.items():
+        monkeypatch.setenv(name, value)
+    return moto_url
+
+
+@pytest.fixture
+def deploy(aws: str, sandbox: ProviderSandbox, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Any:
+    """Put a provider's secret in moto and configure the function's environment for it."""
+    secrets = boto3.client("secretsmanager")
+
+    def _deploy(provider: str, values: dict[str, str] | str | None = None) -> str:
+        name = f"{provider}-{request.node.name}"[:500]
+        payload = values if isinstance(values, str) else json.dumps(values or secret_values(provider, sandbox.url))
+        arn: str = secrets.create_secret(Name=name, SecretString=payload)["ARN"]
+        monkeypatch.setenv("PROVIDER", provider)
+        monkeypatch.setenv("PROVIDER_SECRET_ID", arn)
+        api.reset()
+        return arn
+
+    yield _deploy
+    api.reset()

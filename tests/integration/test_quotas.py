@@ -1,0 +1,192 @@
+"""The quota ledger against DynamoDB Local, the real engine."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from smsgw.errors import DependencyUnavailable
+from smsgw.quotas import Limits, QuotaLedger, Subject
+from tests.support import create_table, dynamodb_client, free_port
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+SUBJECT = Subject(tenant="tenant-a", provider="polyv", source_ip="203.0.113.7")
+OPEN = Limits(phone_per_minute=0, phone_per_hour=0, phone_per_day=0, account_per_day=0, ip_per_day=0)
+
+
+@pytest.fixture
+def table(dynamodb_url: str) -> str:
+    return create_table(dynamodb_url, "quotas")
+
+
+Ledger = Callable[..., QuotaLedger]
+
+
+@pytest.fixture
+def ledger(dynamodb_url: str, table: str) -> Ledger:
+    def make(limits: Limits, clock: Callable[[], datetime] | None = None) -> QuotaLedger:
+        return QuotaLedger(
+            table,
+            limits,
+            client_factory=lambda: dynamodb_client(dynamodb_url),
+            clock=clock or (lambda: datetime.now(UTC)),
+        )
+
+    return make
+
+
+def concurrently(count: int, work: Callable[[int], Any]) -> list[Any]:
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(work, range(count)))
+
+
+def test_100_concurrent_requests_for_one_number_grant_exactly_the_daily_limit(ledger: Ledger) -> None:
+    quotas = ledger(Limits(phone_per_minute=0, phone_per_hour=0, phone_per_day=10, account_per_day=0, ip_per_day=0))
+
+    results = concurrently(100, lambda _: quotas.reserve(SUBJECT, ["13800138000"]))
+
+    granted = [r for r in results if r.granted]
+    denied = [r.denied["13800138000"] for r in results if r.denied]
+    assert (len(granted), len(denied)) == (10, 90)
+    assert {(d.scope, d.period) for d in denied} == {("phone", "day")}
+
+
+def test_100_concurrent_requests_share_the_account_limit(ledger: Ledger) -> None:
+    quotas = ledger(Limits(phone_per_minute=1, phone_per_hour=5, phone_per_day=10, account_per_day=10, ip_per_day=0))
+
+    results = concurrently(100, lambda i: quotas.reserve(SUBJECT, [f"138{i:08d}"]))
+
+    assert sum(len(r.granted) for r in results) == 10
+    assert {d.scope for r in results for d in r.denied.values()} == {"account"}
+
+
+def test_100_concurrent_requests_share_the_ip_limit_across_tenants_ips(ledger: Ledger) -> None:
+    quotas = ledger(Limits(phone_per_minute=0, phone_per_hour=0, phone_per_day=0, account_per_day=0, ip_per_day=10))
+
+    results = concurrently(100, lambda i: quotas.reserve(SUBJECT, [f"139{i:08d}"]))
+    other_ip = quotas.reserve(Subject("tenant-a", "polyv", "198.51.100.1"), ["13700137000"])
+
+    assert sum(len(r.granted) for r in results) == 10
+    assert {d.scope for r in results for d in r.denied.values()} == {"ip"}
+    assert other_ip.granted, "another source IP has its own allowance"
+
+
+def test_tenants_and_providers_have_separate_counters(ledger: Ledger) -> None:
+    quotas = ledger(Limits(phone_per_minute=1, phone_per_hour=0, phone_per_day=0, account_per_day=0, ip_per_day=0))
+    assert quotas.reserve(SUBJECT, ["13800138000"]).granted
+    assert quotas.reserve(SUBJECT, ["13800138000"]).denied
+    assert quotas.reserve(Subject("tenant-b", "polyv", SUBJECT.source_ip), ["13800138000"]).granted
+    assert quotas.reserve(Subject("tenant-a", "ronglian", SUBJECT.source_ip), ["13800138000"]).granted
+
+
+def test_a_request_larger_than_the_account_allowance_sends_the_first_numbers(ledger: Ledger) -> None:
+    quotas = ledger(Limits(phone_per_minute=0, phone_per_hour=0, phone_per_day=0, account_per_day=5, ip_per_day=0))
+    assert len(quotas.reserve(SUBJECT, ["13000000001", "13000000002"]).granted) == 2
+
+    phones = [f"1310000000{i}" for i in range(5)]
+    reservation = quotas.reserve(SUBJECT, phones)
+
+    assert list(reservation.granted) == phones[:3]
+    assert set(reservation.denied) == set(phones[3:])
+    assert reservation.shared_remaining["account"] == 0
+    assert quotas.reserve(SUBJECT, ["13200000000"]).denied, "the allowance is used up, not over-granted"
+
+
+def test_a_number_refused_by_its_own_limit_gives_back_its_account_unit(ledger: Ledger) -> None:
+    quotas = ledger(Limits(phone_per_minute=1, phone_per_hour=0, phone_per_day=0, account_per_day=3, ip_per_day=0))
+    quotas.reserve(SUBJECT, ["13800138000"])
+
+    reservation = quotas.reserve(SUBJECT, ["13800138000", "13900139000"])
+
+    assert list(reservation.granted) == ["13900139000"]
+    assert reservation.denied["13800138000"].scope == "phone"
+    assert reservation.shared_remaining["account"] == 1
+    assert quotas.reserve(SUBJECT, ["13700137000"]).granted
+
+
+def test_remaining_allowance_is_reported(ledger: Ledger) -> None:
+    quotas = ledger(Limits(phone_per_minute=0, phone_per_hour=5, phone_per_day=10, account_per_day=100, ip_per_day=50))
+    first = quotas.reserve(SUBJECT, ["13800138000"])
+    second = quotas.reserve(SUBJECT, ["13800138000"])
+    assert (first.remaining["13800138000"], second.remaining["13800138000"]) == (4, 3)
+    assert second.shared_remaining == {"account": 98, "ip": 48}
+
+
+def test_refund_gives_every_unit_back(ledger: Ledger) -> None:
+    quotas = ledger(Limits(phone_per_minute=1, phone_per_hour=5, phone_per_day=10, account_per_day=1, ip_per_day=1))
+    reservation = quotas.reserve(SUBJECT, ["13800138000"])
+    assert quotas.reserve(SUBJECT, ["13800138000"]).denied
+
+    quotas.refund(reservation, ["13800138000"])
+
+    again = quotas.reserve(SUBJECT, ["13800138000"])
+    assert again.granted
+    assert again.remaining["13800138000"] == 0
+    assert again.shared_remaining == {"account": 0, "ip": 0}
+
+
+def test_day_rolls_over_at_midnight_in_the_configured_zone(ledger: Ledger) -> None:
+    now = [datetime(2026, 11, 22, 23, 59, 30, tzinfo=SHANGHAI)]
+    quotas = ledger(
+        Limits(phone_per_minute=0, phone_per_hour=0, phone_per_day=2, account_per_day=0, ip_per_day=0), lambda: now[0]
+    )
+    quotas.reserve(SUBJECT, ["13800138000"])
+    quotas.reserve(SUBJECT, ["13800138000"])
+    refused = quotas.reserve(SUBJECT, ["13800138000"]).denied["13800138000"]
+    assert refused.retry_after == 31
+
+    now[0] = datetime(2026, 11, 23, 0, 0, 0, tzinfo=SHANGHAI)
+    assert quotas.reserve(SUBJECT, ["13800138000"]).granted
+
+
+def test_utc_midnight_is_not_the_providers_midnight(ledger: Ledger) -> None:
+    now = [datetime(2026, 11, 22, 23, 59, 30, tzinfo=UTC)]
+    quotas = ledger(
+        Limits(phone_per_minute=0, phone_per_hour=0, phone_per_day=1, account_per_day=0, ip_per_day=0), lambda: now[0]
+    )
+    assert quotas.reserve(SUBJECT, ["13800138000"]).granted
+    now[0] = datetime(2026, 11, 23, 0, 0, 30, tzinfo=UTC)  # 08:00 in Shanghai, the same day there
+    assert quotas.reserve(SUBJECT, ["13800138000"]).denied
+
+
+def test_an_expired_counter_that_ttl_has_not_deleted_does_not_count(
+    ledger: Ledger, dynamodb_url: str, table: str
+) -> None:
+    now = [datetime(2026, 11, 22, 10, 0, tzinfo=SHANGHAI)]
+    quotas = ledger(
+        Limits(phone_per_minute=0, phone_per_hour=0, phone_per_day=1, account_per_day=0, ip_per_day=0), lambda: now[0]
+    )
+    assert quotas.reserve(SUBJECT, ["13800138000"]).granted
+    now[0] = datetime(2026, 11, 23, 10, 0, tzinfo=SHANGHAI)
+
+    [stale] = dynamodb_client(dynamodb_url).scan(TableName=table)["Items"]
+    assert int(stale["expires_at"]["N"]) < now[0].timestamp(), "expired, but still in the table"
+    assert quotas.reserve(SUBJECT, ["13800138000"]).granted
+
+
+def test_counters_carry_a_ttl_at_the_end_of_their_window(ledger: Ledger, dynamodb_url: str, table: str) -> None:
+    now = datetime(2026, 11, 22, 10, 30, 15, tzinfo=SHANGHAI)
+    quotas = ledger(
+        Limits(phone_per_minute=1, phone_per_hour=0, phone_per_day=0, account_per_day=0, ip_per_day=0), lambda: now
+    )
+    quotas.reserve(SUBJECT, ["13800138000"])
+    [item] = dynamodb_client(dynamodb_url).scan(TableName=table)["Items"]
+    window_end = datetime(2026, 11, 22, 10, 31, tzinfo=SHANGHAI).timestamp()
+    assert window_end <= int(item["expires_at"]["N"]) <= window_end + 600
+
+
+def test_dynamodb_unreachable_is_dependency_unavailable(table: str) -> None:
+    quotas = QuotaLedger(table, Limits(), client_factory=lambda: dynamodb_client(f"http://127.0.0.1:{free_port()}"))
+    with pytest.raises(DependencyUnavailable):
+        quotas.reserve(SUBJECT, ["13800138000"])
+
+
+def test_open_limits_make_no_calls(ledger: Ledger) -> None:
+    quotas = ledger(OPEN)
+    assert quotas.windows(SUBJECT, "13800138000") == []
+    assert list(quotas.reserve(SUBJECT, ["13800138000"]).granted) == ["13800138000"]
