@@ -1,6 +1,9 @@
 """An API Gateway REST API on loopback: routes requests by the template, checks the API key, turns
 each request into the Lambda proxy event API Gateway sends, and the proxy result back into HTTP.
 
+It knows several API keys, by id: the id of the key a request came with reaches the function as
+`requestContext.identity.apiKeyId` (the gateway's tenant), its value as `identity.apiKey`.
+
 Refusals (no route, missing or wrong API key, a failed function) answer with the template's gateway
 responses, or API Gateway's built-in ones where the template has none.
 """
@@ -40,11 +43,6 @@ def generate_api_key() -> str:
     return "".join(secrets.choice(_API_KEY_ALPHABET) for _ in range(40))
 
 
-def api_key_id(api_key: str) -> str:
-    """A stable id for the key (API Gateway's ids are 10 lowercase characters)."""
-    return hashlib.sha256(api_key.encode()).hexdigest()[:10]
-
-
 @dataclass(frozen=True)
 class _CompiledRoute:
     route: ApiRoute
@@ -78,6 +76,12 @@ class _Answer:
     body: bytes
 
 
+class _Server(ThreadingHTTPServer):
+    # The default listen backlog of 5 resets connections when many clients arrive at once.
+    request_queue_size = 128
+    daemon_threads = True
+
+
 class ApiGatewayEmulator:
     """Serves the template's API routes on 127.0.0.1, forwarding each to `invoke`."""
 
@@ -87,21 +91,25 @@ class ApiGatewayEmulator:
         apis: Mapping[str, ApiSpec],
         routes: Sequence[ApiRoute],
         invoke: Invoker,
-        api_key: str,
+        api_keys: Mapping[str, str],
         host: str = "127.0.0.1",
         port: int = 0,
         integration_timeout: float = INTEGRATION_TIMEOUT,
     ) -> None:
+        """`api_keys` maps each key's id to its value."""
         if not apis:
             raise ValueError("the template declares no API")
+        if not api_keys:
+            raise ValueError("at least one API key is needed")
+        if len(set(api_keys.values())) < len(api_keys):
+            raise ValueError("two API key ids share one value: a request could not tell whose it is")
         self.apis = dict(apis)
         self.routes = sorted((_compile(r) for r in routes), key=lambda c: c.rank)
         self.invoke = invoke
-        self.api_key = api_key
-        self.api_key_id = api_key_id(api_key)
+        self.api_keys = dict(api_keys)
         self.integration_timeout = integration_timeout
         self.host = host
-        self._server = ThreadingHTTPServer((host, port), self._request_handler())
+        self._server = _Server((host, port), self._request_handler())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -161,9 +169,10 @@ class ApiGatewayEmulator:
             return self._gateway_response(self._default_api(), "MISSING_AUTHENTICATION_TOKEN", request_id)
         route, path_parameters = matched
         api = self.apis[route.api_id]
+        key = None
         if route.api_key_required:
-            given = [v for k, v in headers if k.lower() == "x-api-key"]
-            if not given or not secrets.compare_digest(given[-1].encode(), self.api_key.encode()):
+            key = self._api_key(headers)
+            if key is None:
                 return self._gateway_response(api, "INVALID_API_KEY", request_id)
         event = self.proxy_event(
             api=api,
@@ -176,6 +185,7 @@ class ApiGatewayEmulator:
             path_parameters=path_parameters,
             source_ip=source_ip,
             request_id=request_id,
+            api_key=key,
         )
         try:
             invocation = self.invoke(route.function_id, event, self.integration_timeout)
@@ -186,6 +196,16 @@ class ApiGatewayEmulator:
             return self._gateway_response(api, "DEFAULT_5XX", request_id)
         answer.headers.append(("x-amzn-RequestId", request_id))
         return answer
+
+    def _api_key(self, headers: list[tuple[str, str]]) -> tuple[str, str] | None:
+        """(id, value) of the configured key the request carries, if any."""
+        given = [v for k, v in headers if k.lower() == "x-api-key"]
+        if not given:
+            return None
+        for key_id, value in self.api_keys.items():
+            if secrets.compare_digest(given[-1].encode(), value.encode()):
+                return key_id, value
+        return None
 
     # -- Request: the proxy event ----------------------------------------------------------
 
@@ -202,7 +222,9 @@ class ApiGatewayEmulator:
         path_parameters: Mapping[str, str],
         source_ip: str,
         request_id: str,
+        api_key: tuple[str, str] | None = None,
     ) -> dict[str, Any]:
+        """`api_key` is the (id, value) of the key the request was let in with."""
         host = next((v for k, v in headers if k.lower() == "host"), "127.0.0.1")
         forwarded = [
             ("X-Forwarded-For", source_ip),
@@ -229,7 +251,7 @@ class ApiGatewayEmulator:
         else:
             text = body.decode("utf-8", errors="replace")
         now = datetime.now(UTC)
-        api_key_required = route.api_key_required
+        key_id, key_value = api_key or (None, None)
         user_agent = next((v for k, v in headers if k.lower() == "user-agent"), None)
         return {
             "resource": route.path,
@@ -259,8 +281,8 @@ class ApiGatewayEmulator:
                     "accountId": None,
                     "cognitoIdentityId": None,
                     "caller": None,
-                    "apiKey": self.api_key if api_key_required else None,
-                    "apiKeyId": self.api_key_id if api_key_required else None,
+                    "apiKey": key_value,
+                    "apiKeyId": key_id,
                     "sourceIp": source_ip,
                     "principalOrgId": None,
                     "accessKey": None,

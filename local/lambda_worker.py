@@ -8,6 +8,9 @@ environment and module state, like a Lambda execution environment.
 `POST /invoke` takes the event as JSON and answers the handler's result as JSON; a failed invocation
 answers Lambda's error document with the `X-Amz-Function-Error: Unhandled` header, as Lambda's
 Invoke API does. `GET /health` answers once the handler module has been imported (or failed to).
+
+Like a Lambda execution environment, a worker runs one invocation at a time: a second one waits for
+the first to end. Concurrency is more workers (see `local.processes.FunctionPool`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,12 @@ from typing import Any
 
 Handler = Callable[[Any, Any], Any]
 FUNCTION_ERROR_HEADER = "X-Amz-Function-Error"
+
+
+class _Server(ThreadingHTTPServer):
+    # The default listen backlog of 5 resets connections when many clients arrive at once.
+    request_queue_size = 128
+    daemon_threads = True
 
 
 class LambdaContext:
@@ -104,6 +113,9 @@ class Worker:
 
     def __init__(self, code_uri: Path, layers: Sequence[Path], handler: str, timeout: float) -> None:
         self.timeout = timeout
+        # Handlers keep per-invocation state in module-level objects (Powertools' Logger and Metrics),
+        # which Lambda makes safe by never running two invocations in one environment.
+        self._one_at_a_time = threading.Lock()
         self.handler: Handler | None = None
         self.init_error: dict[str, Any] | None = None
         try:
@@ -118,7 +130,9 @@ class Worker:
     def invoke(self, event: Any) -> tuple[bytes, bool]:
         if self.handler is None:
             return json.dumps(self.init_error).encode(), True
-        return invoke(self.handler, event, LambdaContext(timeout_seconds=self.timeout))
+        with self._one_at_a_time:
+            # The clock starts when the invocation does, not while it waits for the previous one.
+            return invoke(self.handler, event, LambdaContext(timeout_seconds=self.timeout))
 
 
 def make_server(worker: Worker, host: str, port: int) -> ThreadingHTTPServer:
@@ -155,7 +169,7 @@ def make_server(worker: Worker, host: str, port: int) -> ThreadingHTTPServer:
             # The function's log stream is for the handler's own logs, not for access lines.
             return
 
-    server = ThreadingHTTPServer((host, port), RequestHandler)
+    server = _Server((host, port), RequestHandler)
     server.daemon_threads = True
     return server
 

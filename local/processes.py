@@ -1,4 +1,4 @@
-"""The local stack's child processes: DynamoDB Local, moto server and one worker per function.
+"""The local stack's child processes: DynamoDB Local, moto server and a pool of workers per function.
 
 Every child runs in a session of its own, so that a Ctrl-C in the terminal reaches only the stack,
 which then stops the children in order; on Linux a child is also told to die with the stack, so
@@ -20,8 +20,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -342,6 +344,10 @@ class Invocation:
     function_error: str | None = None
 
 
+def _exit_error(message: str) -> dict[str, str]:
+    return {"errorType": "Runtime.ExitError", "errorMessage": message}
+
+
 class InvocationTimeout(Exception):
     """The function did not answer in time."""
 
@@ -406,19 +412,27 @@ class FunctionWorker:
 
     def invoke(self, event: Any, *, timeout: float) -> Invocation:
         with self._lock:
-            if self.process is None or not self.process.alive:
-                # Lambda replaces an instance that died (os._exit, a crash) on the next invocation.
+            process = self.process
+            if process is None:
+                # Stopped with the stack: a late request must not bring it back.
+                return Invocation(_exit_error("the instance is stopped"), "Unhandled")
+            if not process.alive:
+                # Lambda replaces an instance that died (os._exit, a crash, a timeout) on the next invocation.
                 self.restart()
+                process = self.process
         connection = http.client.HTTPConnection(LOOPBACK, self.port, timeout=timeout)
         try:
             connection.request("POST", "/invoke", body=json.dumps(event), headers={"Content-Type": "application/json"})
             response = connection.getresponse()
             body = response.read()
         except TimeoutError as exc:
+            # The instance may still be running the handler, and it serves one invocation at a time:
+            # end it, as Lambda resets an environment after a timeout; the next invocation starts anew.
+            if process is not None:
+                process.stop()
             raise InvocationTimeout(f"{self.spec.logical_id} did not answer within {timeout:.0f}s") from exc
         except OSError as exc:
-            document = {"errorType": "Runtime.ExitError", "errorMessage": f"the instance exited: {exc}"}
-            return Invocation(document, "Unhandled")
+            return Invocation(_exit_error(f"the instance exited: {exc}"), "Unhandled")
         finally:
             connection.close()
         return Invocation(json.loads(body), response.getheader(FUNCTION_ERROR_HEADER))
@@ -427,3 +441,88 @@ class FunctionWorker:
         if self.process is not None:
             self.process.stop()
             self.process = None
+
+
+class FunctionPool:
+    """The warm instances of one function: each invocation takes an idle one, as Lambda scales a
+    function out to more execution environments rather than running two invocations in one."""
+
+    def __init__(
+        self,
+        spec: FunctionSpec,
+        environment: Mapping[str, str],
+        *,
+        size: int = 1,
+        output: IO[Any] | int | None = None,
+    ) -> None:
+        if size < 1:
+            raise ValueError(f"a function needs at least one worker, not {size}")
+        self.spec = spec
+        self.workers = [FunctionWorker(spec, environment, output=output) for _ in range(size)]
+        # First in, first out: the instances take turns, so every one of them stays warm.
+        self._idle = deque(self.workers)
+        self._changed = threading.Condition()
+
+    @property
+    def environment(self) -> dict[str, str]:
+        return self.workers[0].environment
+
+    @property
+    def urls(self) -> list[str]:
+        return [worker.url for worker in self.workers]
+
+    @property
+    def pids(self) -> list[int | None]:
+        return [worker.process.pid if worker.process else None for worker in self.workers]
+
+    def spawn(self) -> None:
+        for worker in self.workers:
+            worker.spawn()
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        for worker in self.workers:
+            worker.wait_ready(timeout)
+
+    def start(self) -> FunctionPool:
+        self.spawn()
+        self.wait_ready()
+        return self
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+
+    def restart(self, environment: Mapping[str, str] | None = None) -> None:
+        """Replace every instance, each once its current invocation has ended (a redeployment)."""
+        for worker in self.workers:
+            with self._taken(worker):
+                worker.restart(environment)
+
+    def invoke(self, event: Any, *, timeout: float) -> Invocation:
+        """Run the event on an idle instance, waiting for one while all are busy; `timeout` bounds
+        the wait and the invocation together, as API Gateway's does."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            if not self._changed.wait_for(lambda: self._idle, timeout):
+                raise InvocationTimeout(f"no instance of {self.spec.logical_id} became free within {timeout:.0f}s")
+            worker = self._idle.popleft()
+        try:
+            return worker.invoke(event, timeout=max(deadline - time.monotonic(), 0.001))
+        finally:
+            self._release(worker)
+
+    @contextmanager
+    def _taken(self, worker: FunctionWorker) -> Iterator[None]:
+        with self._changed:
+            self._changed.wait_for(lambda: worker in self._idle)
+            self._idle.remove(worker)
+        try:
+            yield
+        finally:
+            self._release(worker)
+
+    def _release(self, worker: FunctionWorker) -> None:
+        with self._changed:
+            self._idle.append(worker)
+            # Both invocations and a restart may be waiting, each for something different.
+            self._changed.notify_all()

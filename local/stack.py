@@ -1,9 +1,9 @@
 """The local stack: the whole gateway on 127.0.0.1, without AWS and without Docker.
 
-    python -m local.stack [--port 3000] [--host 127.0.0.1] [--api-key KEY]
+    python -m local.stack [--port 3000] [--host 127.0.0.1] [--api-key [ID=]KEY]... [--function-concurrency N]
 
-DynamoDB Local, moto server, the provider sandbox, one worker process per function and the API
-Gateway emulator, all built from template.yaml. `LocalStack` is the same thing for tests.
+DynamoDB Local, moto server, the provider sandbox, a pool of worker processes per function and the
+API Gateway emulator, all built from template.yaml. `LocalStack` is the same thing for tests.
 """
 
 from __future__ import annotations
@@ -11,23 +11,24 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import IO, Any, Self
 
-from local.apigw import ApiGatewayEmulator, api_key_id, generate_api_key
+from local.apigw import ApiGatewayEmulator, generate_api_key
 from local.bootstrap import Bootstrap
 from local.processes import (
     DynamoDBLocal,
-    FunctionWorker,
+    FunctionPool,
     Invocation,
     MotoServer,
     StackError,
@@ -44,6 +45,31 @@ STATE_FILE = "state.json"
 # moto's generated ids (the suffix of a secret's ARN) follow this seed, so a restarted moto hands
 # out the ARNs the functions already hold.
 MOTO_SEED = 20_160_101
+# The id of the key given without one (`--api-key KEY`): the tenant stays the same from one run to the next.
+DEFAULT_API_KEY_ID = "local"
+# Tenants end up in DynamoDB keys beside '#' separators: ids keep to plain characters.
+_API_KEY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+# Lambda runs a function in as many environments as it has concurrent invocations; two per function
+# are enough to show what a module-level cache or a shared resource does across instances.
+DEFAULT_FUNCTION_CONCURRENCY = 2
+
+
+def resolve_api_keys(entries: Iterable[tuple[str | None, str]]) -> dict[str, str]:
+    """Key id -> key value from (id, value) pairs; a key without an id gets the id `local`, and no
+    key at all means one random key with that id."""
+    keys: dict[str, str] = {}
+    for key_id, value in entries:
+        key_id = key_id or DEFAULT_API_KEY_ID
+        if not _API_KEY_ID.fullmatch(key_id):
+            raise ValueError(f"an API key id is letters, digits, '.', '_' and '-', not {key_id!r}")
+        if not value:
+            raise ValueError(f"the API key {key_id!r} has no value")
+        if key_id in keys:
+            raise ValueError(f"the API key id {key_id!r} is given twice")
+        if value in keys.values():
+            raise ValueError(f"the API key {key_id!r} has the value of another: a request could not tell whose")
+        keys[key_id] = value
+    return keys or {DEFAULT_API_KEY_ID: generate_api_key()}
 
 
 @dataclass(frozen=True)
@@ -71,22 +97,31 @@ class LocalStack:
         api_port: int = 3000,
         host: str = "127.0.0.1",
         api_key: str | None = None,
+        api_keys: Mapping[str, str] | None = None,
+        function_concurrency: int = DEFAULT_FUNCTION_CONCURRENCY,
         parameter_overrides: Mapping[str, str] | None = None,
         state_dir: Path | None = None,
         function_output: IO[Any] | None = None,
     ) -> None:
-        """`state_dir` receives state.json and the engines' logs; `function_output` the handlers'
-        logs (default: this process's stdout)."""
+        """`api_keys` maps key ids (tenants) to key values; `api_key` is a key with the id `local`.
+        Without either, one random key with the id `local`. `function_concurrency` is how many
+        workers (execution environments) each function gets. `state_dir` receives state.json and
+        the engines' logs; `function_output` the handlers' logs (default: this process's stdout)."""
+        if function_concurrency < 1:
+            raise ValueError(f"function_concurrency must be at least 1, not {function_concurrency}")
         self.template_path = template_path.resolve()
         self.template = Template.load(self.template_path, parameter_overrides)
         self.functions: dict[str, FunctionSpec] = self.template.functions()
         self.host = host
         self.api_port = api_port
-        self.api_key = api_key or generate_api_key()
+        self.api_keys = resolve_api_keys([*([(None, api_key)] if api_key else []), *(api_keys or {}).items()])
+        # The first key is the one the banner's examples and single-key callers use.
+        self.api_key_id, self.api_key = next(iter(self.api_keys.items()))
+        self.function_concurrency = function_concurrency
         self.state_dir = state_dir
         self.function_output = function_output
         self.resources: dict[str, Physical] = {}
-        self.workers: dict[str, FunctionWorker] = {}
+        self.workers: dict[str, FunctionPool] = {}
         self.sandbox: ProviderSandbox | None = None
         self.started_in: float | None = None
         self._dynamodb: DynamoDBLocal | None = None
@@ -155,20 +190,20 @@ class LocalStack:
         self._dynamodb.wait_ready()
         self.resources = self._bootstrap().run()
 
-        for function_id in self.functions:
-            worker = FunctionWorker(
-                self.functions[function_id], self.environment(function_id), output=self.function_output
+        for function_id, spec in self.functions.items():
+            pool = FunctionPool(
+                spec, self.environment(function_id), size=self.function_concurrency, output=self.function_output
             )
-            self.workers[function_id] = worker
-            worker.spawn()
-        for worker in self.workers.values():
-            worker.wait_ready()
+            self.workers[function_id] = pool
+            pool.spawn()
+        for pool in self.workers.values():
+            pool.wait_ready()
 
         self._emulator = ApiGatewayEmulator(
             apis=self.template.apis(),
             routes=self.template.api_routes(),
             invoke=self._invoke_for_api,
-            api_key=self.api_key,
+            api_keys=self.api_keys,
             host=self.host,
             port=self.api_port,
         ).start()
@@ -191,8 +226,8 @@ class LocalStack:
         if self._emulator is not None:
             self._emulator.stop()
             self._emulator = None
-        for worker in self.workers.values():
-            worker.stop()
+        for pool in self.workers.values():
+            pool.stop()
         self.workers.clear()
         for engine in (self._moto, self._dynamodb):
             if engine is not None:
@@ -234,14 +269,15 @@ class LocalStack:
         self.resources.update(provisioned)
         if changed:
             # The functions hold the old ARNs in their environment: redeploy them, as AWS would.
-            for function_id, worker in self.workers.items():
-                worker.restart(self.environment(function_id))
+            for function_id, pool in self.workers.items():
+                pool.restart(self.environment(function_id))
         self.write_state()
 
     # -- Invocation ------------------------------------------------------------------------
 
     def invoke(self, function_id: str, event: Any, *, timeout: float | None = None) -> Invocation:
-        """Invoke a function's worker, as Lambda's Invoke API would (used by the SQS poller)."""
+        """Invoke a function on an idle worker, as Lambda's Invoke API would (used by the SQS poller);
+        `timeout` bounds the wait for a free worker and the invocation together."""
         spec = self.functions[function_id]
         return self.workers[function_id].invoke(event, timeout=timeout or spec.timeout + 5)
 
@@ -282,7 +318,8 @@ class LocalStack:
             "parameters": self.template.parameters,
             "api_url": self.api_url,
             "api_key": self.api_key,
-            "api_key_id": api_key_id(self.api_key),
+            "api_key_id": self.api_key_id,
+            "api_keys": [{"id": key_id, "value": value} for key_id, value in self.api_keys.items()],
             "stage": self.stage_name,
             "moto_url": self.moto_url,
             "dynamodb_url": self.dynamodb_url,
@@ -290,9 +327,10 @@ class LocalStack:
             "sandbox_control_url": sandbox.control_url,
             "endpoints": self.endpoints(),
             "resources": {name: physical.to_json() for name, physical in self.resources.items()},
+            "function_concurrency": self.function_concurrency,
             "functions": {
-                name: {"url": worker.url, "pid": worker.process.pid if worker.process else None}
-                for name, worker in self.workers.items()
+                name: [{"url": url, "pid": pid} for url, pid in zip(pool.urls, pool.pids, strict=True)]
+                for name, pool in self.workers.items()
             },
             "processes": self.pids(),
             "routes": [
@@ -302,14 +340,15 @@ class LocalStack:
         }
 
     def pids(self) -> dict[str, int]:
-        """Every child process of the stack, by name."""
+        """Every child process of the stack, by name; a function's workers are `Function#1`, `#2`…"""
         found = {}
         for name, part in (("dynamodb", self._dynamodb), ("moto", self._moto)):
             if part is not None and part.process is not None and part.process.pid is not None:
                 found[name] = part.process.pid
-        for name, worker in self.workers.items():
-            if worker.process is not None and worker.process.pid is not None:
-                found[name] = worker.process.pid
+        for name, pool in self.workers.items():
+            for number, pid in enumerate(pool.pids, start=1):
+                if pid is not None:
+                    found[f"{name}#{number}"] = pid
         return found
 
     def write_state(self) -> None:
@@ -344,7 +383,11 @@ def banner(stack: LocalStack, state_file: Path | None) -> str:
         f"The SMS gateway runs locally (started in {stack.started_in or 0:.1f}s). Ctrl-C stops everything.",
         "",
         f"  API             {stack.api_url}   (stage {stack.stage_name}; /{stack.stage_name}/… works too)",
-        f"  API key         {stack.api_key}   (header x-api-key)",
+        *(
+            f"  API key         {value}   (header x-api-key; key id, the tenant: {key_id})"
+            for key_id, value in stack.api_keys.items()
+        ),
+        f"  Functions       {stack.function_concurrency} workers each, one invocation at a time per worker",
         f"  DynamoDB Local  {stack.dynamodb_url}",
         f"  moto            {stack.moto_url}   (Secrets Manager, SQS, CloudWatch)",
         f"  Sandbox         {stack.sandbox.url}   control {stack.sandbox.control_url}",
@@ -373,11 +416,39 @@ def _parameter(text: str) -> tuple[str, str]:
     return name, value
 
 
+def _api_key(text: str) -> tuple[str | None, str]:
+    # A value with '=' in it (a base64 one) is given as ID=VALUE, which splits at the first '='.
+    key_id, separator, value = text.partition("=")
+    return (key_id, value) if separator else (None, text)
+
+
+def _positive(text: str) -> int:
+    number = int(text)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {number}")
+    return number
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local.stack", description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, default=3000, help="the API's port (default 3000)")
     parser.add_argument("--host", default="127.0.0.1", help="the API's address (default 127.0.0.1)")
-    parser.add_argument("--api-key", help="use this API key instead of a new random one")
+    parser.add_argument(
+        "--api-key",
+        type=_api_key,
+        action="append",
+        default=[],
+        metavar="[ID=]KEY",
+        help="an API key, with its id (the tenant; default 'local'); repeatable (default: one random key)",
+    )
+    parser.add_argument(
+        "--function-concurrency",
+        type=_positive,
+        default=DEFAULT_FUNCTION_CONCURRENCY,
+        metavar="N",
+        help=f"worker processes per function, each running one invocation at a time "
+        f"(default {DEFAULT_FUNCTION_CONCURRENCY})",
+    )
     parser.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE)
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="state.json and engine logs")
     parser.add_argument(
@@ -389,6 +460,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="template parameters",
     )
     args = parser.parse_args(argv)
+    try:
+        api_keys = resolve_api_keys(args.api_key)
+    except ValueError as exc:
+        parser.error(str(exc))
 
     stopping = threading.Event()
 
@@ -403,7 +478,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         template_path=args.template,
         api_port=args.port,
         host=args.host,
-        api_key=args.api_key,
+        api_keys=api_keys,
+        function_concurrency=args.function_concurrency,
         parameter_overrides=dict(args.parameter_overrides),
         state_dir=args.state_dir,
     )

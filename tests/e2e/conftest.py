@@ -1,27 +1,58 @@
-"""The local stack for end-to-end tests: DynamoDB Local, moto server, the provider sandbox, one
-worker per function and the API Gateway emulator, on free ports, once per session."""
+"""Local stacks for end-to-end tests: DynamoDB Local, moto server, the provider sandbox, one
+pool of workers per function and the API Gateway emulator, on free ports, once per session."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
 from local.stack import LocalStack
 
+QUOTAS_OFF = "phone_per_minute=0,phone_per_hour=0,phone_per_day=0,account_per_day=0,ip_per_day=0"
+TENANT_KEYS = {"tenant-a": "key-of-tenant-a", "tenant-b": "key-of-tenant-b"}
+
+
+@contextmanager
+def running(state_dir: Path, **options: object) -> Iterator[LocalStack]:
+    # The handlers' logs go beside the engines' logs, out of the test report.
+    with (state_dir / "functions.log").open("ab") as function_logs:
+        stack = LocalStack(api_port=0, state_dir=state_dir, function_output=function_logs, **options)  # type: ignore[arg-type]
+        stack.start()
+        try:
+            yield stack
+        finally:
+            stack.stop()
+
 
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    state_dir = tmp_path_factory.mktemp("local-stack")
-    # The handlers' logs go beside the engines' logs, out of the test report.
-    with (state_dir / "functions.log").open("ab") as function_logs:
-        stack = LocalStack(
-            api_port=0,
-            state_dir=state_dir,
-            function_output=function_logs,
-            # Read the secret on every request, so that Secrets Manager going down shows at once.
-            parameter_overrides={"SecretMaxAgeSeconds": "0"},
-        )
-        stack.start()
+    """The gateway with its quotas off, so that tests can send to the same numbers again."""
+    overrides = {
+        # Read the secret on every request, so that Secrets Manager going down shows at once.
+        "SecretMaxAgeSeconds": "0",
+        **{f"{provider}QuotaLimits": QUOTAS_OFF for provider in ("Polyv", "Aliyun", "Ronglian")},
+    }
+    with running(tmp_path_factory.mktemp("local-stack"), parameter_overrides=overrides) as stack:
         yield stack
-        stack.stop()
+
+
+@pytest.fixture(scope="session")
+def quota_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """The gateway with one tight daily quota per provider, two tenants, and four workers per
+    function so that concurrent requests really run at once, as on Lambda."""
+    only = "phone_per_minute=0,phone_per_hour=0,phone_per_day=0,account_per_day=0,ip_per_day=0,{}=10"
+    overrides = {
+        "PolyvQuotaLimits": only.format("phone_per_day"),
+        "RonglianQuotaLimits": only.format("account_per_day"),
+        "AliyunQuotaLimits": only.format("ip_per_day"),
+    }
+    with running(
+        tmp_path_factory.mktemp("quota-stack"),
+        parameter_overrides=overrides,
+        api_keys=TENANT_KEYS,
+        function_concurrency=4,
+    ) as stack:
+        yield stack

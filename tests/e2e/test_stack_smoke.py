@@ -73,15 +73,22 @@ def listening_addresses(port: int) -> set[str]:
 LOOPBACK_HEX = {"0100007F", "0000000000000000FFFF00000100007F"}
 
 
-def test_every_function_has_a_worker(local_stack: LocalStack) -> None:
-    assert set(local_stack.workers) == {"PolyvFunction", "AliyunFunction", "RonglianFunction"}
+def test_every_function_has_a_pool_of_workers_each_its_own_process_with_the_same_environment(
+    local_stack: LocalStack,
+) -> None:
+    assert set(local_stack.workers) == set(local_stack.functions) >= {"PolyvFunction", "AliyunFunction"}
+    for function_id, pool in local_stack.workers.items():
+        assert len(pool.workers) == local_stack.function_concurrency == 2
+        assert len(set(pool.pids)) == len(set(pool.urls)) == 2
+        assert all(worker.environment == pool.environment for worker in pool.workers)
+        assert pool.environment["AWS_LAMBDA_FUNCTION_NAME"] == function_id
 
 
 def test_every_part_listens_on_loopback_only(local_stack: LocalStack) -> None:
     assert local_stack.sandbox is not None
     urls = [local_stack.api_url, local_stack.moto_url, local_stack.dynamodb_url]
     urls += [local_stack.sandbox.url, local_stack.sandbox.control_url]
-    urls += [worker.url for worker in local_stack.workers.values()]
+    urls += [url for pool in local_stack.workers.values() for url in pool.urls]
 
     for url in urls:
         addresses = listening_addresses(int(url.rsplit(":", 1)[1]))
@@ -182,6 +189,11 @@ def test_the_state_file_lets_other_commands_find_the_stack(local_stack: LocalSta
 
     assert state["api_url"] == local_stack.api_url
     assert state["api_key"] == local_stack.api_key
+    assert state["api_key_id"] == "local"
+    assert state["api_keys"] == [{"id": "local", "value": local_stack.api_key}]
+    assert {name: [f["pid"] for f in workers] for name, workers in state["functions"].items()} == {
+        name: pool.pids for name, pool in local_stack.workers.items()
+    }
     assert state["sandbox_url"] == local_stack.sandbox.url
     assert state["sandbox_control_url"] == local_stack.sandbox.control_url
     assert state["moto_url"] == local_stack.moto_url
@@ -193,7 +205,7 @@ def test_the_state_file_lets_other_commands_find_the_stack(local_stack: LocalSta
 def test_secrets_manager_goes_down_and_comes_back_with_the_same_arns(local_stack: LocalStack) -> None:
     arn = local_stack.resources["PolyvSecret"].ref
     moto_pid = local_stack.pids()["moto"]
-    worker_pids = {name: worker.process.pid for name, worker in local_stack.workers.items() if worker.process}
+    worker_pids = {name: pool.pids for name, pool in local_stack.workers.items()}
 
     local_stack.stop_moto()
     try:
@@ -207,7 +219,7 @@ def test_secrets_manager_goes_down_and_comes_back_with_the_same_arns(local_stack
     assert value["app_id"] == DEFAULT_ACCOUNTS.polyv.app_id
     assert local_stack.resources["PolyvSecret"].ref == arn
     # Same ARNs: the functions kept running (and kept whatever they had cached).
-    assert {name: worker.process.pid for name, worker in local_stack.workers.items() if worker.process} == worker_pids
+    assert {name: pool.pids for name, pool in local_stack.workers.items()} == worker_pids
 
 
 # What the next template version adds, provisioned in the running stack's engines.
@@ -293,10 +305,12 @@ def test_the_bootstrap_creates_tables_with_ttl_and_queues_with_their_dead_letter
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_stopping_make_run_leaves_no_process_behind(tmp_path: Path, signum: signal.Signals) -> None:
-    # Given `python -m local.stack` running on a free port
+    # Given `python -m local.stack` running on a free port, with two tenants' keys
     output = (tmp_path / "output.log").open("wb")
+    arguments = ["--port", str(free_port()), "--state-dir", str(tmp_path), "--function-concurrency", "1"]
+    arguments += ["--api-key", "local-dev-key", "--api-key", "tenant-b=tenant-b-key"]
     stack = subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
-        [sys.executable, "-m", "local.stack", "--port", str(free_port()), "--state-dir", str(tmp_path)],
+        [sys.executable, "-m", "local.stack", *arguments],
         cwd=ROOT,
         stdout=output,
         stderr=subprocess.STDOUT,
@@ -310,7 +324,12 @@ def test_stopping_make_run_leaves_no_process_behind(tmp_path: Path, signum: sign
             time.sleep(0.2)
         state = json.loads(state_file.read_text())
         children = state["processes"]
-        assert set(children) == {"dynamodb", "moto", "PolyvFunction", "AliyunFunction", "RonglianFunction"}
+        functions = Template.load(ROOT / "template.yaml").functions()
+        assert set(children) == {"dynamodb", "moto", *(f"{name}#1" for name in functions)}
+        assert state["api_keys"] == [
+            {"id": "local", "value": "local-dev-key"},
+            {"id": "tenant-b", "value": "tenant-b-key"},
+        ]
         assert requests.get(state["api_url"] + "/nowhere", timeout=10).status_code == 404
 
         # When it is told to stop

@@ -1,6 +1,7 @@
 """The API Gateway emulator over loopback HTTP, with worker processes running the tiny handlers of
-tests/integration/fixtures/apigw: the proxy event's shape, API keys, gateway responses, and what a
-broken handler turns into."""
+tests/integration/fixtures/apigw: the proxy event's shape, API keys (tenants), gateway responses,
+what a broken handler turns into, and Lambda's concurrency model (one invocation at a time per
+instance, more instances for more at once)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import http.client
 import json
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +19,17 @@ import pytest
 import requests
 
 from local.apigw import ApiGatewayEmulator
-from local.processes import FunctionWorker, Invocation, function_environment
-from local.template import Template
+from local.processes import FunctionPool, FunctionWorker, Invocation, InvocationTimeout, function_environment
+from local.template import FunctionSpec, Template
 
 FIXTURES = Path(__file__).parent / "fixtures" / "apigw"
-API_KEY = "TestApiKey0123456789TestApiKey0123456789"
+API_KEYS = {
+    "tenant-a": "TestApiKey0123456789TestApiKey0123456789",
+    "tenant-b": "OtherTenantKey0123456789OtherTenantKey01",
+}
+API_KEY = API_KEYS["tenant-a"]
+# Workers per function; the rest get one.
+CONCURRENCY = {"BusyFunction": 3}
 PROXY_EVENT_KEYS = {
     "resource",
     "path",
@@ -37,31 +46,45 @@ PROXY_EVENT_KEYS = {
 }
 
 
+TEMPLATE = Template.load(FIXTURES / "template.yaml")
+
+
+def environment(function_id: str) -> dict[str, str]:
+    spec = TEMPLATE.functions()[function_id]
+    variables = TEMPLATE.environment(function_id, {})
+    return function_environment(spec, variables, {"AWS_ENDPOINT_URL": "http://127.0.0.1:9"})
+
+
 @pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The fixture template's API on a free port, each function in its own worker process."""
-    template = Template.load(FIXTURES / "template.yaml")
-    log = (tmp_path_factory.mktemp("apigw") / "functions.log").open("ab")
-    workers = {}
-    for function_id, spec in template.functions().items():
-        variables = template.environment(function_id, {})
-        environment = function_environment(spec, variables, {"AWS_ENDPOINT_URL": "http://127.0.0.1:9"})
-        workers[function_id] = FunctionWorker(spec, environment, output=log)
-        workers[function_id].spawn()
-    for worker in workers.values():
-        worker.wait_ready()
+def functions_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    with (tmp_path_factory.mktemp("apigw") / "functions.log").open("ab") as log:
+        yield log
+
+
+@pytest.fixture(scope="module")
+def gateway(functions_log: Any) -> Iterator[str]:
+    """The fixture template's API on a free port, each function in a pool of worker processes."""
+    pools = {
+        function_id: FunctionPool(
+            spec, environment(function_id), size=CONCURRENCY.get(function_id, 1), output=functions_log
+        )
+        for function_id, spec in TEMPLATE.functions().items()
+    }
+    for pool in pools.values():
+        pool.spawn()
+    for pool in pools.values():
+        pool.wait_ready()
 
     def invoke(function_id: str, event: dict[str, Any], timeout: float) -> Invocation:
-        return workers[function_id].invoke(event, timeout=timeout)
+        return pools[function_id].invoke(event, timeout=timeout)
 
     emulator = ApiGatewayEmulator(
-        apis=template.apis(), routes=template.api_routes(), invoke=invoke, api_key=API_KEY
+        apis=TEMPLATE.apis(), routes=TEMPLATE.api_routes(), invoke=invoke, api_keys=API_KEYS
     ).start()
     yield emulator.url
     emulator.stop()
-    for worker in workers.values():
-        worker.stop()
-    log.close()
+    for pool in pools.values():
+        pool.stop()
 
 
 def echo(gateway: str, path: str = "/echo/alice?x=1&x=2&y=3", **kwargs: Any) -> tuple[requests.Response, Any]:
@@ -103,7 +126,7 @@ def test_the_event_is_a_rest_api_proxy_event(gateway: str) -> None:
     assert started - 1 <= context["requestTimeEpoch"] / 1000 <= time.time() + 1
     assert context["identity"]["sourceIp"] == "127.0.0.1"
     assert context["identity"]["apiKey"] == API_KEY
-    assert context["identity"]["apiKeyId"]
+    assert context["identity"]["apiKeyId"] == "tenant-a"
     assert context["domainName"] == gateway.removeprefix("http://")
 
 
@@ -142,7 +165,11 @@ def test_a_path_with_the_stage_prefix_reaches_the_same_route(gateway: str) -> No
     assert answer["event"]["requestContext"]["path"] == "/test/echo/bob"
 
 
-@pytest.mark.parametrize("headers", [{}, {"x-api-key": "wrong"}], ids=["missing", "wrong"])
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"x-api-key": "wrong"}, {"x-api-key": "tenant-a"}, {"x-api-key": API_KEY.lower()}],
+    ids=["missing", "unknown", "a-key-id", "wrong-case"],
+)
 def test_a_missing_or_wrong_api_key_gets_the_templates_invalid_api_key_response(
     gateway: str, headers: dict[str, str]
 ) -> None:
@@ -155,6 +182,18 @@ def test_a_missing_or_wrong_api_key_gets_the_templates_invalid_api_key_response(
     assert response.headers["x-amzn-ErrorType"] == "ForbiddenException"
 
 
+@pytest.mark.parametrize("tenant", list(API_KEYS))
+def test_each_key_reaches_the_function_as_its_own_key_id(gateway: str, tenant: str) -> None:
+    # Given two API keys, one per tenant
+    # When a request comes with one of them
+    _, answer = echo(gateway, headers={"x-api-key": API_KEYS[tenant]})
+
+    # Then the function sees that key's id (the tenant) and value, not the other's
+    identity = answer["event"]["requestContext"]["identity"]
+    assert identity["apiKeyId"] == tenant
+    assert identity["apiKey"] == API_KEYS[tenant]
+
+
 def test_a_route_that_needs_no_key_answers_without_one(gateway: str) -> None:
     response = requests.get(gateway + "/open", timeout=10)
 
@@ -164,6 +203,7 @@ def test_a_route_that_needs_no_key_answers_without_one(gateway: str) -> None:
     assert event["queryStringParameters"] is None
     assert event["body"] is None
     assert event["requestContext"]["identity"]["apiKey"] is None
+    assert event["requestContext"]["identity"]["apiKeyId"] is None
 
 
 def test_a_greedy_path_and_any_method(gateway: str) -> None:
@@ -217,3 +257,77 @@ def test_the_proxy_result_becomes_the_http_response(gateway: str) -> None:
     assert response.getheader("Content-Type") == "text/plain"
     assert response.getheader("X-Single") == "one"
     assert response.headers.get_all("Set-Cookie") == ["a=1", "b=2"]
+
+
+def busy(url: str) -> dict[str, Any]:
+    response = requests.get(url, timeout=30)
+    assert response.status_code == 200, response.text
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+def test_concurrent_requests_run_on_several_instances_never_two_at_once_in_one(gateway: str) -> None:
+    # Given a function with a pool of three instances, whose handler takes a moment
+    # When eight requests arrive at once
+    with ThreadPoolExecutor(max_workers=8) as clients:
+        answers = list(clients.map(busy, [gateway + "/busy"] * 8))
+
+    # Then no instance ever ran two invocations at once, more than one instance served them, and an
+    # instance that served several kept its module state from one invocation to the next (warm)
+    assert [a for a in answers if a["overlapped"]] == []
+    served = Counter(a["pid"] for a in answers)
+    assert 1 < len(served) <= CONCURRENCY["BusyFunction"]
+    for pid, count in served.items():
+        numbers = sorted(a["invocation"] for a in answers if a["pid"] == pid)
+        assert numbers == list(range(numbers[0], numbers[0] + count))
+
+
+@pytest.fixture
+def single_worker(functions_log: Any) -> Iterator[FunctionWorker]:
+    spec: FunctionSpec = TEMPLATE.functions()["BusyFunction"]
+    worker = FunctionWorker(spec, environment("BusyFunction"), output=functions_log).start()
+    yield worker
+    worker.stop()
+
+
+def test_one_worker_asked_several_times_at_once_runs_the_invocations_one_after_another(
+    single_worker: FunctionWorker,
+) -> None:
+    # Past the pool, straight to one instance: it still never runs two invocations at once.
+    with ThreadPoolExecutor(max_workers=4) as clients:
+        invocations = list(clients.map(lambda _: single_worker.invoke({}, timeout=30), range(4)))
+
+    answers = [json.loads(i.payload["body"]) for i in invocations]
+    assert [a for a in answers if a["overlapped"]] == []
+    assert sorted(a["invocation"] for a in answers) == [1, 2, 3, 4]
+    assert len({a["pid"] for a in answers}) == 1
+
+
+def test_an_invocation_that_times_out_takes_its_instance_with_it(single_worker: FunctionWorker) -> None:
+    # An instance still busy with a timed-out invocation would hold up the next one: Lambda resets it.
+    assert single_worker.process is not None
+    timed_out = single_worker.process.pid
+    with pytest.raises(InvocationTimeout):
+        single_worker.invoke({}, timeout=0.01)
+
+    answer = json.loads(single_worker.invoke({}, timeout=30).payload["body"])
+
+    assert answer["pid"] != timed_out
+    assert answer["invocation"] == 1
+
+
+def test_restarting_a_pool_replaces_every_instance_with_the_new_environment(functions_log: Any) -> None:
+    spec = TEMPLATE.functions()["EchoFunction"]
+    pool = FunctionPool(spec, environment("EchoFunction"), size=2, output=functions_log).start()
+    try:
+        before = set(pool.pids)
+
+        pool.restart({**environment("EchoFunction"), "GREETING": "bonjour"})
+        after = set(pool.pids)
+        answers = [json.loads(pool.invoke({"path": "/x"}, timeout=30).payload["body"]) for _ in pool.workers]
+    finally:
+        pool.stop()
+
+    assert {a["environment"]["GREETING"] for a in answers} == {"bonjour"}
+    assert len(after) == 2
+    assert before.isdisjoint(after)

@@ -18,7 +18,10 @@ SECRET_ARNS = {
     "AliyunSecret": "arn:aws:secretsmanager:us-east-1:123456789012:secret:AliyunSecret-GhIjKl",
     "RonglianSecret": "arn:aws:secretsmanager:us-east-1:123456789012:secret:RonglianSecret-MnOpQr",
 }
-PROVISIONED = {name: Physical(ref=arn) for name, arn in SECRET_ARNS.items()}
+TABLES = {"QuotaTable": "quota-local", "IdempotencyTable": "idempotency-local", "MessageLogTable": "messages-local"}
+PROVISIONED = {name: Physical(ref=arn) for name, arn in SECRET_ARNS.items()} | {
+    name: Physical(ref=table) for name, table in TABLES.items()
+}
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +32,7 @@ def template() -> Template:
 def test_every_function_runs_its_code_with_the_shared_layer(template: Template) -> None:
     functions = template.functions()
 
-    assert set(functions) == {"PolyvFunction", "AliyunFunction", "RonglianFunction"}
+    assert set(functions) == {"PolyvFunction", "AliyunFunction", "RonglianFunction", "MessagesFunction"}
     for provider, spec in [("polyv", functions["PolyvFunction"]), ("ronglian", functions["RonglianFunction"])]:
         assert spec.code_uri == ROOT / "functions" / provider
         assert spec.handler == "app.handler"
@@ -51,6 +54,7 @@ def test_routes_and_which_need_an_api_key(template: Template) -> None:
         ("GET", "/v1/aliyun/docs"): ("AliyunFunction", False),
         ("POST", "/v1/ronglian/messages"): ("RonglianFunction", True),
         ("GET", "/v1/ronglian/docs"): ("RonglianFunction", False),
+        ("GET", "/v1/messages/{requestId}"): ("MessagesFunction", True),
     }
     assert {r.api_id for r in template.api_routes()} == {"GatewayApi"}
 
@@ -72,8 +76,15 @@ def test_environment_resolves_parameters_globals_and_the_secrets_arn(template: T
         "PROVIDER_CONNECT_TIMEOUT": "3",
         "PROVIDER_READ_TIMEOUT": "10",
         "SECRET_MAX_AGE_SECONDS": "300",
+        "QUOTA_TABLE_NAME": "quota-local",
+        "QUOTA_TIMEZONE": "Asia/Shanghai",
+        "IDEMPOTENCY_TABLE_NAME": "idempotency-local",
+        "IDEMPOTENCY_EXPIRY_SECONDS": "86400",
+        "MESSAGE_LOG_TABLE_NAME": "messages-local",
+        "MESSAGE_RETENTION_DAYS": "30",
         "PROVIDER": "ronglian",
         "PROVIDER_SECRET_ID": SECRET_ARNS["RonglianSecret"],
+        "QUOTA_LIMITS": "phone_per_minute=1,phone_per_hour=5,phone_per_day=10,account_per_day=2000,ip_per_day=2000",
         "RONGLIAN_CHUNK_SIZE": "100",
     }
 
@@ -106,8 +117,9 @@ def test_an_unknown_parameter_override_is_refused() -> None:
 
 
 def test_a_secret_the_stack_did_not_provision_cannot_be_resolved(template: Template) -> None:
+    tables_only = {name: Physical(ref=table) for name, table in TABLES.items()}
     with pytest.raises(TemplateError, match="PolyvSecret"):
-        template.environment("PolyvFunction", {})
+        template.environment("PolyvFunction", tables_only)
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,10 @@ DynamoDB Local, moto server and the provider sandbox."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from typing import Any
 
+import boto3
 import pytest
 
 from local.sandbox import Fault, ProviderSandbox
@@ -238,3 +240,27 @@ class TestMessageLog:
         [item] = dynamodb_client(dynamodb_url).scan(TableName=tables.messages)["Items"]
         days = (int(item["expires_at"]["N"]) - __import__("time").time()) / 86400
         assert 29.9 < days <= 30
+
+
+@pytest.mark.parametrize("count", [1, 10, 100])
+@pytest.mark.parametrize("key", [None, "calls"], ids=["no-key", "idempotency-key"])
+def test_dynamodb_calls_per_request(
+    polyv: Any, sandbox: ProviderSandbox, monkeypatch: pytest.MonkeyPatch, count: int, key: str | None
+) -> None:
+    """The figures the README states: with default limits, three counters per number (minute,
+    hour, day) plus the account and IP counters, one message log record, and with an
+    Idempotency-Key Powertools' record written before and completed after."""
+    polyv("")
+    calls: Counter[str] = Counter()
+    session = boto3.session.Session()
+    session.events.register("before-call.dynamodb", lambda model, **_: calls.update([model.name]))
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", session)
+    phones = [f"138{i:08d}" for i in range(count)]
+
+    status, body = invoke("polyv", polyv_event(*phones, key=key))
+
+    assert (status, body["summary"]["accepted"]) == (200, count)
+    expected = Counter({"UpdateItem": 3 * count + 2, "PutItem": 1})
+    if key is not None:
+        expected.update({"PutItem": 1, "UpdateItem": 1})
+    assert calls == expected

@@ -54,7 +54,9 @@ PROVIDER_FAILURES = frozenset({Status.RETRYABLE, Status.AMBIGUOUS})
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 
 
+@lru_cache(maxsize=1)
 def dynamodb_client() -> Any:
+    """One client (and connection pool) for quotas, idempotency and the message log."""
     return boto3.client("dynamodb", config=DYNAMODB_CONFIG)
 
 
@@ -82,14 +84,16 @@ def runtime(credentials_model: type[Any]) -> Runtime:
     store = CredentialStore(settings.provider_secret_id, credentials_model, max_age=settings.secret_max_age_seconds)
     ledger = QuotaLedger(settings.quota_table_name, settings.limits, client_factory=dynamodb_client)
     idempotency = Idempotency(
-        settings.idempotency_table_name, expires_after_seconds=settings.idempotency_expiry_seconds
+        settings.idempotency_table_name,
+        expires_after_seconds=settings.idempotency_expiry_seconds,
+        client=dynamodb_client(),
     )
     return Runtime(settings, SendService(settings, store, ledger), idempotency)
 
 
 def reset() -> None:
     """Forget configuration and clients (for tests that change the environment)."""
-    for cached in (get_settings, get_provider_settings, message_log, runtime):
+    for cached in (get_settings, get_provider_settings, message_log, runtime, dynamodb_client):
         cached.cache_clear()
 
 

@@ -54,14 +54,14 @@ class IdempotencyKeyReused(GatewayError):
 
 
 class Idempotency:
-    def __init__(self, table_name: str, *, expires_after_seconds: int) -> None:
+    def __init__(self, table_name: str, *, expires_after_seconds: int, client: Any) -> None:
         self.config = IdempotencyConfig(
             event_key_jmespath="[tenant, route, key]",
             payload_validation_jmespath="body",
             expires_after_seconds=expires_after_seconds,
             raise_on_no_idempotency_key=True,
         )
-        self.persistence = DynamoDBPersistenceLayer(table_name=table_name, boto_config=DYNAMODB_CONFIG)
+        self.persistence = DynamoDBPersistenceLayer(table_name=table_name, boto3_client=client)
 
         @idempotent_function(data_keyword_argument="payload", persistence_store=self.persistence, config=self.config)
         def run(*, payload: dict[str, Any], send: Callable[[], Answer]) -> Answer:

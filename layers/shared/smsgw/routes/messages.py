@@ -20,7 +20,7 @@ class MessageNotFound(GatewayError):
 
 
 @router.get("/v1/messages/<requestId>", summary="A request's record in the message log", tags=["messages"])
-def get_message(requestId: Annotated[str, Path(min_length=1, max_length=128)]) -> dict[str, Any]:  # noqa: N803
+def get_message(requestId: Annotated[str, Path(min_length=1, max_length=128)]) -> dict[str, Any]:
     tenant = tenant_of(cast(APIGatewayProxyEvent, router.current_event))
     record = message_log().find(tenant, requestId)
     if record is None:
