@@ -116,3 +116,17 @@ def header(answer: dict[str, Any], name: str) -> str | None:
             if key.lower() == name.lower():
                 return str(value[0] if isinstance(value, list) else value)
     return None
+
+
+def sqs_event(*records: tuple[str, Any], queue: str = "PolyvQueue") -> dict[str, Any]:
+    """An SQS batch as Lambda delivers it: (message id, body) pairs, a body given as JSON-able data
+    or as the raw string."""
+    template: dict[str, Any] = json.loads((EVENTS / "polyv-queue.json").read_text())["Records"][0]
+    batch = []
+    for message_id, body in records:
+        record = json.loads(json.dumps(template))
+        record["messageId"] = message_id
+        record["body"] = body if isinstance(body, str) else json.dumps(body)
+        record["eventSourceARN"] = f"arn:aws:sqs:us-east-1:123456789012:{queue}"
+        batch.append(record)
+    return {"Records": batch}

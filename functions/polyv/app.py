@@ -1,6 +1,6 @@
-"""The Polyv function: the shared handler wired to the Polyv routes."""
+"""The Polyv function: the shared handler wired to its queue and the Polyv routes."""
 
 from smsgw.api import build_handler
-from smsgw.routes.polyv import router
+from smsgw.routes.polyv import queue_operation, router
 
-handler = build_handler("polyv", router)
+handler = build_handler("polyv", router, queue=queue_operation)

@@ -1,6 +1,6 @@
-"""The Ronglian function: the shared handler wired to the Ronglian routes."""
+"""The Ronglian function: the shared handler wired to its queue and the Ronglian routes."""
 
 from smsgw.api import build_handler
-from smsgw.routes.ronglian import router
+from smsgw.routes.ronglian import queue_operation, router
 
-handler = build_handler("ronglian", router)
+handler = build_handler("ronglian", router, queue=queue_operation)

@@ -21,14 +21,15 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from smsgw.config import ProviderSettings, Settings, get_provider_settings, get_settings
+from smsgw.config import ProviderSettings, Settings, credentials_model, get_provider_settings, get_settings
 from smsgw.credentials import CredentialStore
-from smsgw.errors import GatewayError, InvalidRequest
+from smsgw.errors import ConfigurationError, GatewayError, InvalidRequest
 from smsgw.idempotency import DYNAMODB_CONFIG, Answer, Idempotency, NothingSent
 from smsgw.messages import MessageLog
 from smsgw.models import SendRequest
 from smsgw.observability import logger, metrics, tracer
 from smsgw.outcomes import SendResult, Status
+from smsgw.queue import QueueConsumer, Resolve, send_to_dead_letter_queue
 from smsgw.quotas import QuotaLedger
 from smsgw.schemas import ErrorDetail, ErrorInfo, ErrorResponse, SendResponse
 from smsgw.service import Caller, Delivery, Operation, SendService
@@ -78,10 +79,11 @@ class Runtime:
 
 
 @lru_cache(maxsize=1)
-def runtime(credentials_model: type[Any]) -> Runtime:
+def runtime() -> Runtime:
     """One per function instance, built on first use so that configuration errors answer, not crash."""
     settings = get_provider_settings()
-    store = CredentialStore(settings.provider_secret_id, credentials_model, max_age=settings.secret_max_age_seconds)
+    model = credentials_model(settings.provider)
+    store = CredentialStore(settings.provider_secret_id, model, max_age=settings.secret_max_age_seconds)
     ledger = QuotaLedger(settings.quota_table_name, settings.limits, client_factory=dynamodb_client)
     idempotency = Idempotency(
         settings.idempotency_table_name,
@@ -93,7 +95,7 @@ def runtime(credentials_model: type[Any]) -> Runtime:
 
 def reset() -> None:
     """Forget configuration and clients (for tests that change the environment)."""
-    for cached in (get_settings, get_provider_settings, message_log, runtime, dynamodb_client):
+    for cached in (get_settings, get_provider_settings, message_log, runtime, dynamodb_client, queue_consumer):
         cached.cache_clear()
 
 
@@ -137,7 +139,7 @@ def dispatch(router: Router, operation: Operation, request: SendRequest) -> Resp
         source_ip=event.request_context.identity.source_ip or "unknown",
         received_at=datetime.now(UTC),
     )
-    rt = runtime(operation.credentials_model)
+    rt = runtime()
     key = event.headers.get("idempotency-key")
 
     def send() -> Answer:
@@ -173,6 +175,41 @@ def dispatch(router: Router, operation: Operation, request: SendRequest) -> Resp
     )
 
 
+def queue_send(operation: Operation, request: SendRequest, caller: Caller) -> Answer:
+    delivery = runtime().service.send(operation, request, caller)
+    record(delivery.result)
+    return answer_of(caller.request_id, delivery)
+
+
+def queue_idempotent(**kwargs: Any) -> Answer:
+    return runtime().idempotency(**kwargs)
+
+
+def record_strictly(caller: Caller, answer: Answer) -> None:
+    # On the queue path a lost record fails the message, so that SQS delivers it again.
+    message_log().record(caller.tenant, caller.request_id, answer["body"], received_at=caller.received_at)
+
+
+@lru_cache(maxsize=4)
+def queue_consumer(resolve: Resolve) -> QueueConsumer:
+    settings = get_provider_settings()
+    if not settings.dead_letter_queue_url:
+        raise ConfigurationError("invalid or missing environment variables: DEAD_LETTER_QUEUE_URL")
+    return QueueConsumer(
+        resolve=resolve,
+        send=queue_send,
+        idempotent=queue_idempotent,
+        find=lambda tenant, request_id: message_log().find(tenant, request_id),
+        store=record_strictly,
+        dead_letter=send_to_dead_letter_queue(settings.dead_letter_queue_url),
+    )
+
+
+def is_sqs(event: dict[str, Any]) -> bool:
+    records = event.get("Records")
+    return isinstance(records, list) and bool(records) and records[0].get("eventSource") == "aws:sqs"
+
+
 def store(caller: Caller, answer: Answer) -> None:
     # The SMS are out (or definitely not): a lost log record must not turn the answer into an error.
     try:
@@ -205,7 +242,9 @@ def error_response(
     )
 
 
-def build_handler(name: str, router: Router, *, docs: bool = True) -> Handler:
+def build_handler(name: str, router: Router, *, docs: bool = True, queue: Resolve | None = None) -> Handler:
+    """A function's handler: API Gateway events go to the router, SQS batches (if `queue`
+    says how to read their messages) to the queue consumer."""
     app = APIGatewayRestResolver(enable_validation=True)
     app.include_router(router)
     if docs:
@@ -244,6 +283,10 @@ def build_handler(name: str, router: Router, *, docs: bool = True) -> Handler:
     @tracer.capture_lambda_handler(capture_response=False)
     @metrics.log_metrics(capture_cold_start_metric=True)
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        if queue is not None and is_sqs(event):
+            consumer = queue_consumer(queue)
+            runtime().idempotency.register(context)
+            return dict(consumer.handle(event, context))
         return app.resolve(event, context)
 
     return cast(Handler, handler)

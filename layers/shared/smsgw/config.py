@@ -63,6 +63,7 @@ class ProviderSettings(Settings):
     provider_read_timeout: float = Field(default=10.0, gt=0)
     provider_max_concurrency: int = Field(default=8, ge=1, le=64)
     ronglian_chunk_size: int = Field(default=100, ge=1, le=200)
+    dead_letter_queue_url: str | None = None
 
     @field_validator("quota_timezone")
     @classmethod
@@ -84,6 +85,21 @@ class ProviderSettings(Settings):
     @property
     def limits(self) -> Limits:
         return parse_limits(self.quota_limits, self.quota_timezone)
+
+
+def credentials_model(provider: ProviderName) -> type[BaseModel]:
+    """The provider's credentials model, imported only for the provider a function serves."""
+    if provider == "polyv":
+        from smsgw.providers.polyv import PolyvCredentials
+
+        return PolyvCredentials
+    if provider == "aliyun":
+        from smsgw.providers.aliyun import AliyunCredentials
+
+        return AliyunCredentials
+    from smsgw.providers.ronglian import RonglianCredentials
+
+    return RonglianCredentials
 
 
 @lru_cache(maxsize=1)

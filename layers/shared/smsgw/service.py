@@ -29,7 +29,6 @@ class Operation:
 
     provider: str
     name: str
-    credentials_model: type[BaseModel]
     client_factory: ClientFactory
 
 

@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from smsgw.api import SEND_RESPONSES, dispatch
 from smsgw.config import ProviderSettings
-from smsgw.models import AliyunBatchSmsRequest, AliyunInterSmsRequest
+from smsgw.models import AliyunBatchSmsRequest, AliyunInterSmsRequest, SendRequest
 from smsgw.providers.aliyun import AliyunBatchSmsClient, AliyunCredentials, AliyunInterSmsClient
 from smsgw.providers.base import HttpSettings
 from smsgw.service import Operation
@@ -23,8 +23,8 @@ def _batch(credentials: AliyunCredentials, settings: ProviderSettings, http: Htt
     return AliyunBatchSmsClient(credentials, settings=http)
 
 
-SEND_INTER = Operation("aliyun", AliyunInterSmsClient.operation, AliyunCredentials, _inter)
-SEND_BATCH = Operation("aliyun", AliyunBatchSmsClient.operation, AliyunCredentials, _batch)
+SEND_INTER = Operation("aliyun", AliyunInterSmsClient.operation, _inter)
+SEND_BATCH = Operation("aliyun", AliyunBatchSmsClient.operation, _batch)
 router = Router()
 
 
@@ -48,3 +48,14 @@ def send_inter(request: AliyunInterSmsRequest) -> Response[dict[str, Any]]:
 )
 def send_batch(request: AliyunBatchSmsRequest) -> Response[dict[str, Any]]:
     return dispatch(router, SEND_BATCH, request)
+
+
+def queue_operation(body: dict[str, Any], named: str | None) -> tuple[Operation, type[SendRequest]]:
+    """What a queued message is for: its `operation`, or else its shape (`messages` is a batch)."""
+    if named is None:
+        named = SEND_BATCH.name if "messages" in body else SEND_INTER.name
+    if named == SEND_INTER.name:
+        return SEND_INTER, AliyunInterSmsRequest
+    if named == SEND_BATCH.name:
+        return SEND_BATCH, AliyunBatchSmsRequest
+    raise ValueError(f"operation must be {SEND_INTER.name} or {SEND_BATCH.name}")

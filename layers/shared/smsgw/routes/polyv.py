@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from smsgw.api import SEND_RESPONSES, dispatch
 from smsgw.config import ProviderSettings
-from smsgw.models import PolyvSendRequest
+from smsgw.models import PolyvSendRequest, SendRequest
 from smsgw.providers.base import HttpSettings
 from smsgw.providers.polyv import PolyvClient, PolyvCredentials
 from smsgw.service import Operation
@@ -19,7 +19,7 @@ def _client(credentials: PolyvCredentials, settings: ProviderSettings, http: Htt
     return PolyvClient(credentials, settings=http)
 
 
-SEND = Operation("polyv", PolyvClient.operation, PolyvCredentials, _client)
+SEND = Operation("polyv", PolyvClient.operation, _client)
 router = Router()
 
 
@@ -32,3 +32,10 @@ router = Router()
 )
 def send(request: PolyvSendRequest) -> Response[dict[str, Any]]:
     return dispatch(router, SEND, request)
+
+
+def queue_operation(body: dict[str, Any], named: str | None) -> tuple[Operation, type[SendRequest]]:
+    """What a queued message is for: this provider has one operation."""
+    if named not in (None, SEND.name):
+        raise ValueError(f"operation must be {SEND.name}")
+    return SEND, PolyvSendRequest

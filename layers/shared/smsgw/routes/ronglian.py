@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from smsgw.api import SEND_RESPONSES, dispatch
 from smsgw.config import ProviderSettings
-from smsgw.models import RonglianTemplateSmsRequest
+from smsgw.models import RonglianTemplateSmsRequest, SendRequest
 from smsgw.providers.base import HttpSettings
 from smsgw.providers.ronglian import RonglianClient, RonglianCredentials
 from smsgw.service import Operation
@@ -19,7 +19,7 @@ def _client(credentials: RonglianCredentials, settings: ProviderSettings, http: 
     return RonglianClient(credentials, settings=http, chunk_size=settings.ronglian_chunk_size)
 
 
-SEND = Operation("ronglian", RonglianClient.operation, RonglianCredentials, _client)
+SEND = Operation("ronglian", RonglianClient.operation, _client)
 router = Router()
 
 
@@ -32,3 +32,10 @@ router = Router()
 )
 def send(request: RonglianTemplateSmsRequest) -> Response[dict[str, Any]]:
     return dispatch(router, SEND, request)
+
+
+def queue_operation(body: dict[str, Any], named: str | None) -> tuple[Operation, type[SendRequest]]:
+    """What a queued message is for: this provider has one operation."""
+    if named not in (None, SEND.name):
+        raise ValueError(f"operation must be {SEND.name}")
+    return SEND, RonglianTemplateSmsRequest
