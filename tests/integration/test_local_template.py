@@ -19,9 +19,22 @@ SECRET_ARNS = {
     "RonglianSecret": "arn:aws:secretsmanager:us-east-1:123456789012:secret:RonglianSecret-MnOpQr",
 }
 TABLES = {"QuotaTable": "quota-local", "IdempotencyTable": "idempotency-local", "MessageLogTable": "messages-local"}
-PROVISIONED = {name: Physical(ref=arn) for name, arn in SECRET_ARNS.items()} | {
-    name: Physical(ref=table) for name, table in TABLES.items()
+QUEUES = {
+    f"{provider}{kind}": f"http://127.0.0.1:4566/123456789012/{provider}{kind}"
+    for provider in ("Polyv", "Aliyun", "Ronglian")
+    for kind in ("Queue", "DeadLetterQueue")
 }
+PROVISIONED = (
+    {name: Physical(ref=arn) for name, arn in SECRET_ARNS.items()}
+    | {name: Physical(ref=table) for name, table in TABLES.items()}
+    | {
+        name: Physical(
+            ref=url,
+            attributes={"Arn": f"arn:aws:sqs:us-east-1:123456789012:{name}", "QueueName": name},
+        )
+        for name, url in QUEUES.items()
+    }
+)
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +98,7 @@ def test_environment_resolves_parameters_globals_and_the_secrets_arn(template: T
         "PROVIDER": "ronglian",
         "PROVIDER_SECRET_ID": SECRET_ARNS["RonglianSecret"],
         "QUOTA_LIMITS": "phone_per_minute=1,phone_per_hour=5,phone_per_day=10,account_per_day=2000,ip_per_day=2000",
+        "DEAD_LETTER_QUEUE_URL": QUEUES["RonglianDeadLetterQueue"],
         "RONGLIAN_CHUNK_SIZE": "100",
     }
 
@@ -117,9 +131,9 @@ def test_an_unknown_parameter_override_is_refused() -> None:
 
 
 def test_a_secret_the_stack_did_not_provision_cannot_be_resolved(template: Template) -> None:
-    tables_only = {name: Physical(ref=table) for name, table in TABLES.items()}
+    without_secrets = {name: physical for name, physical in PROVISIONED.items() if name not in SECRET_ARNS}
     with pytest.raises(TemplateError, match="PolyvSecret"):
-        template.environment("PolyvFunction", tables_only)
+        template.environment("PolyvFunction", without_secrets)
 
 
 @pytest.mark.parametrize(
