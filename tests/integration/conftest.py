@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -72,7 +73,7 @@ def deploy(aws: str, sandbox: ProviderSandbox, monkeypatch: pytest.MonkeyPatch, 
     secrets = boto3.client("secretsmanager")
 
     def _deploy(provider: str, values: dict[str, str] | str | None = None) -> str:
-        name = f"{provider}-{request.node.name}"[:500]
+        name = f"{provider}-{uuid.uuid4().hex[:12]}"
         payload = values if isinstance(values, str) else json.dumps(values or secret_values(provider, sandbox.url))
         arn: str = secrets.create_secret(Name=name, SecretString=payload)["ARN"]
         monkeypatch.setenv("PROVIDER", provider)

@@ -165,3 +165,17 @@ class TestRonglian:
     def test_template_id_is_numeric(self) -> None:
         with pytest.raises(ValidationError):
             RonglianTemplateSmsRequest.model_validate(ronglian(template_id="SMS_1"))
+
+
+@pytest.mark.parametrize("value", ["see http://x.cn", "HTTPS://evil.example", "www.example.com/win"])
+def test_aliyun_parameters_refuse_links(value: str) -> None:
+    with pytest.raises(ValidationError, match="links"):
+        AliyunInterSmsRequest.model_validate(inter(template_param={"code": value}))
+    with pytest.raises(ValidationError, match="links"):
+        AliyunBatchSmsRequest.model_validate(
+            batch(messages=[{"phone_number": "13800138000", "template_param": {"code": value}}])
+        )
+
+
+def test_aliyun_parameters_may_mention_domains_without_links() -> None:
+    AliyunInterSmsRequest.model_validate(inter(template_param={"product": "example.com"}))

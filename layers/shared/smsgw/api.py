@@ -52,6 +52,8 @@ SEND_RESPONSES: dict[int, OpenAPIResponse] = {
     503: _json(ErrorResponse, "A dependency is unavailable; nothing was sent."),
 }
 PROVIDER_FAILURES = frozenset({Status.RETRYABLE, Status.AMBIGUOUS})
+MAX_BODY_BYTES = 256 * 1024
+"""The largest request body (SQS's own message limit): a request of 1000 numbers fits with room."""
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 
 
@@ -144,7 +146,7 @@ def dispatch(router: Router, operation: Operation, request: SendRequest) -> Resp
 
     def send() -> Answer:
         delivery = rt.service.send(operation, request, caller)
-        record(delivery.result)
+        record(delivery.result, caller)
         answer = answer_of(caller.request_id, delivery)
         store(caller, answer)
         if nothing_sent(answer, delivery.result):
@@ -177,7 +179,7 @@ def dispatch(router: Router, operation: Operation, request: SendRequest) -> Resp
 
 def queue_send(operation: Operation, request: SendRequest, caller: Caller) -> Answer:
     delivery = runtime().service.send(operation, request, caller)
-    record(delivery.result)
+    record(delivery.result, caller)
     return answer_of(caller.request_id, delivery)
 
 
@@ -218,11 +220,18 @@ def store(caller: Caller, answer: Answer) -> None:
         logger.error("message log write failed", extra={"error": exc.message})
 
 
-def record(result: SendResult) -> None:
+def record(result: SendResult, caller: Caller) -> None:
     counts = {status.value: result.count(status) for status in Status}
     logger.info(
         "send finished",
-        extra={"provider": result.provider, "operation": result.operation, "calls": result.calls, **counts},
+        extra={
+            "provider": result.provider,
+            "operation": result.operation,
+            "tenant": caller.tenant,
+            "request_id": caller.request_id,
+            "calls": result.calls,
+            **counts,
+        },
     )
     metrics.add_dimension(name="provider", value=result.provider)
     metrics.add_dimension(name="operation", value=result.operation)
@@ -283,6 +292,17 @@ def build_handler(name: str, router: Router, *, docs: bool = True, queue: Resolv
     @tracer.capture_lambda_handler(capture_response=False)
     @metrics.log_metrics(capture_cold_start_metric=True)
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        body = event.get("body")
+        if isinstance(body, str) and len(body) > MAX_BODY_BYTES // 4 and len(body.encode()) > MAX_BODY_BYTES:
+            request_id = (event.get("requestContext") or {}).get("requestId")
+            message = f"The request body is larger than {MAX_BODY_BYTES} bytes; nothing was sent."
+            body = ErrorResponse(error=ErrorInfo(code="payload_too_large", message=message), request_id=request_id)
+            return {
+                "statusCode": 413,
+                "multiValueHeaders": {"Content-Type": ["application/json"]},
+                "body": body.model_dump_json(exclude_none=True),
+                "isBase64Encoded": False,
+            }
         if queue is not None and is_sqs(event):
             consumer = queue_consumer(queue)
             runtime().idempotency.register(context)

@@ -102,6 +102,12 @@ class SendRequest(BaseModel):
 class _AliyunRequest(SendRequest):
     out_id: OutId | None = Field(default=None, description="Echoed back in the provider's delivery receipts.")
 
+    @staticmethod
+    def _no_links(params: dict[str, str] | None) -> None:
+        # Aliyun refuses links in template parameters (isv.PARAM_NOT_SUPPORT_URL): refuse them first.
+        if params and any(_LINK.search(value) for value in params.values()):
+            raise ValueError("template parameters must not contain links (http://, https://, www.)")
+
     def with_gateway_id(self, message_id: str) -> Self:
         # OutId ties delivery receipts to the gateway's record; a caller's own OutId wins.
         if self.out_id is not None or not _OUT_ID.fullmatch(message_id):
@@ -112,7 +118,7 @@ class _AliyunRequest(SendRequest):
 class PolyvSendRequest(SendRequest):
     """Polyv `POST /live/v4/user/sms/send`: one Aliyun template configured in Polyv."""
 
-    phone_numbers: MainlandPhoneList
+    phone_numbers: MainlandPhoneList = Field(repr=False)
     template_param_names: list[ParamName] = Field(max_length=MAX_PARAMS)
     template_param_values: list[ParamValue] = Field(max_length=MAX_PARAMS)
 
@@ -132,14 +138,18 @@ class PolyvSendRequest(SendRequest):
 class AliyunInterSmsRequest(_AliyunRequest):
     """Aliyun `SendInterSms`: one number per provider call, all in one country."""
 
-    phone_numbers: NationalPhoneList
+    phone_numbers: NationalPhoneList = Field(repr=False)
     country_code: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2,3}$")] = Field(
         description="The country or region of the numbers, as the provider spells it (e.g. HK).",
     )
     sign_name: SignName
     template_code: AliyunTemplateCode
     template_param: dict[ParamName, ParamValue] | None = Field(default=None, max_length=MAX_PARAMS)
-    out_id: OutId | None = None
+
+    @model_validator(mode="after")
+    def _parameters_without_links(self) -> Self:
+        self._no_links(self.template_param)
+        return self
 
     @property
     def phones(self) -> list[str]:
@@ -149,7 +159,7 @@ class AliyunInterSmsRequest(_AliyunRequest):
 class BatchMessage(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    phone_number: BatchPhone
+    phone_number: BatchPhone = Field(repr=False)
     sign_name: SignName | None = Field(default=None, description="Overrides the request's sign_name.")
     template_param: dict[ParamName, ParamValue] = Field(default_factory=dict, max_length=MAX_PARAMS)
     sms_up_extend_code: Annotated[str, StringConstraints(pattern=r"^\d{1,12}$")] | None = None
@@ -164,6 +174,8 @@ class AliyunBatchSmsRequest(_AliyunRequest):
 
     @model_validator(mode="after")
     def _one_sign_name_per_number(self) -> Self:
+        for message in self.messages:
+            self._no_links(message.template_param)
         if self.sign_name is None and any(m.sign_name is None for m in self.messages):
             raise ValueError("every message needs a sign_name, or the request one for all")
         _unique([m.phone_number for m in self.messages])
@@ -186,6 +198,7 @@ class AliyunBatchSmsRequest(_AliyunRequest):
 
 
 _OUT_ID = re.compile(r"[A-Za-z0-9_\-]{1,64}")
+_LINK = re.compile(r"https?://|www\.", re.IGNORECASE)
 _REQ_ID = re.compile(r"[A-Za-z0-9]{1,32}")
 RonglianReqId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]{1,32}$")]
 
@@ -193,7 +206,7 @@ RonglianReqId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]{1,32}$")
 class RonglianTemplateSmsRequest(SendRequest):
     """Ronglian (Cloopen) `TemplateSMS`: positional template data."""
 
-    phone_numbers: MainlandPhoneList
+    phone_numbers: MainlandPhoneList = Field(repr=False)
     template_id: Annotated[str, StringConstraints(pattern=r"^\d{1,20}$")]
     datas: list[ParamValue] = Field(default_factory=list, max_length=MAX_PARAMS, description="{1}, {2}, … in order.")
     sub_append: Annotated[str, StringConstraints(pattern=r"^\d{1,4}$")] | None = None

@@ -7,6 +7,7 @@ that runs without them emitting valid EMF instead of failing every invocation.
 
 from __future__ import annotations
 
+import logging
 import os
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -17,6 +18,11 @@ NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "SmsGateway")
 logger = Logger(service=SERVICE)
 tracer = Tracer(service=SERVICE)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+
+# The SDKs' DEBUG logs carry whole requests and answers (secrets, phone numbers): whatever level
+# the function's logs are set to, theirs stop at INFO.
+for _library in ("botocore", "boto3", "urllib3", "s3transfer", "aws_lambda_powertools"):
+    logging.getLogger(_library).setLevel(logging.INFO)
 
 
 def mask_phone(phone: str) -> str:

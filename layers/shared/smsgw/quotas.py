@@ -13,6 +13,7 @@ the shared scopes are; whatever was reserved for a number that is not sent is gi
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -86,6 +87,11 @@ class Reservation:
         return min((d.retry_after for d in self.denied.values()), default=0)
 
 
+def phone_key(phone: str) -> str:
+    """A number as the counters' keys hold it: digested, so that it is not written out in clear."""
+    return hashlib.sha256(phone.encode()).hexdigest()[:32]
+
+
 def _period_bounds(now: datetime, period: str) -> tuple[str, datetime]:
     if period == "minute":
         start = now.replace(second=0, microsecond=0)
@@ -137,7 +143,7 @@ class QuotaLedger:
                 ("hour", limits.phone_per_hour),
                 ("day", limits.phone_per_day),
             ]
-            prefix = f"{subject.tenant}#phone#{subject.provider}#{phone}"
+            prefix = f"{subject.tenant}#phone#{subject.provider}#{phone_key(phone)}"
             scope = "phone"
             return [self._window(scope, prefix, period, limit, now) for period, limit in wanted if limit > 0]
         shared = []

@@ -4,18 +4,20 @@ credential rotation."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel
 
 from smsgw.config import ProviderSettings
 from smsgw.credentials import CredentialStore
 from smsgw.errors import DependencyUnavailable
 from smsgw.models import SendRequest
-from smsgw.observability import logger
+from smsgw.observability import logger, metrics
 from smsgw.outcomes import NOT_SENT, NumberOutcome, SendResult, Status
 from smsgw.providers.base import HttpSettings, ProviderClient
 from smsgw.quotas import QuotaLedger, Reservation, Subject
@@ -98,7 +100,11 @@ class SendService:
         )
 
     def _send(self, operation: Operation, request: SendRequest, credentials: BaseModel) -> SendResult:
+        started = time.perf_counter()
         result = self.client(operation, credentials).send(request)
+        metrics.add_metric(
+            name="provider_latency", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000
+        )
         if not result.auth_failed:
             return result
         # The provider refused the credentials: perhaps they were rotated since they were cached.
