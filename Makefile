@@ -54,6 +54,11 @@ invoke: $(DEV_STAMP) ## One handler in process against the running stack: make i
 	@test -n "$(FUNCTION)" -a -n "$(EVENT)" || { echo "usage: make invoke FUNCTION=PolyvFunction EVENT=events/polyv-send.json"; exit 2; }
 	$(PY) -m local.invoke --function $(FUNCTION) --event $(EVENT)
 
+.PHONY: tenant
+tenant: $(DEV_STAMP) ## Create a tenant (an API key with its own usage plan): make tenant NAME=shop-1 STACK=sms-gateway
+	@test -n "$(NAME)" -a -n "$(STACK)" || { echo "usage: make tenant NAME=shop-1 STACK=sms-gateway [RATE=50 BURST=100 QUOTA=10000] (the template's defaults)"; exit 2; }
+	$(PY) scripts/tenants.py create $(NAME) --stack $(STACK) $(if $(RATE),--rate $(RATE)) $(if $(BURST),--burst $(BURST)) $(if $(QUOTA),--quota $(QUOTA))
+
 .PHONY: lint
 lint: $(DEV_STAMP) ## ruff and mypy
 	$(VENV)/bin/ruff check .

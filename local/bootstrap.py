@@ -3,6 +3,7 @@ DynamoDB Local. Provider secrets hold the sandbox's accounts, pointed at the san
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 import string
@@ -44,6 +45,9 @@ _QUEUE_ATTRIBUTES = (
 _SIMPLE_TABLE_TYPES = {"String": "S", "Number": "N", "Binary": "B"}
 
 
+# A session loads the service's model anew: one client per engine, shared (clients are thread-safe),
+# keeps a bootstrap of many queues from spending a second on it.
+@functools.cache
 def client(service: str, endpoint_url: str) -> Any:
     session = boto3.session.Session(
         aws_access_key_id=ACCESS_KEY_ID, aws_secret_access_key=SECRET_ACCESS_KEY, region_name=REGION

@@ -1,9 +1,11 @@
 """The local stack: the whole gateway on 127.0.0.1, without AWS and without Docker.
 
     python -m local.stack [--port 3000] [--host 127.0.0.1] [--api-key [ID=]KEY]... [--function-concurrency N]
+                          [--no-sqs-polling]
 
-DynamoDB Local, moto server, the provider sandbox, a pool of worker processes per function and the
-API Gateway emulator, all built from template.yaml. `LocalStack` is the same thing for tests.
+DynamoDB Local, moto server, the provider sandbox, a pool of worker processes per function, the
+API Gateway emulator and the SQS pollers feeding the functions from their queues, all built from
+template.yaml. `LocalStack` is the same thing for tests.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import IO, Any, Self
@@ -35,6 +36,7 @@ from local.processes import (
     function_environment,
 )
 from local.sandbox import ProviderSandbox
+from local.sqs_poller import QueueStats, QueueTrigger, SqsPoller, queue_triggers, queue_urls
 from local.template import FunctionSpec, Physical, Template
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -72,21 +74,6 @@ def resolve_api_keys(entries: Iterable[tuple[str | None, str]]) -> dict[str, str
     return keys or {DEFAULT_API_KEY_ID: generate_api_key()}
 
 
-@dataclass(frozen=True)
-class QueueTrigger:
-    """An SQS event source with its queue resolved, for the SQS poller."""
-
-    function_id: str
-    event_id: str
-    queue_url: str
-    queue_arn: str
-    batch_size: int
-    function_response_types: tuple[str, ...]
-    maximum_batching_window_seconds: int
-    enabled: bool
-    maximum_concurrency: int | None
-
-
 class LocalStack:
     """Everything `make run` starts, as an object: `LocalStack(api_port=0).start()` … `.stop()`."""
 
@@ -102,11 +89,13 @@ class LocalStack:
         parameter_overrides: Mapping[str, str] | None = None,
         state_dir: Path | None = None,
         function_output: IO[Any] | None = None,
+        sqs_polling: bool = True,
     ) -> None:
         """`api_keys` maps key ids (tenants) to key values; `api_key` is a key with the id `local`.
         Without either, one random key with the id `local`. `function_concurrency` is how many
         workers (execution environments) each function gets. `state_dir` receives state.json and
-        the engines' logs; `function_output` the handlers' logs (default: this process's stdout)."""
+        the engines' logs; `function_output` the handlers' logs (default: this process's stdout).
+        `sqs_polling=False` leaves the queues alone: messages wait there until something reads them."""
         if function_concurrency < 1:
             raise ValueError(f"function_concurrency must be at least 1, not {function_concurrency}")
         self.template_path = template_path.resolve()
@@ -120,6 +109,7 @@ class LocalStack:
         self.function_concurrency = function_concurrency
         self.state_dir = state_dir
         self.function_output = function_output
+        self.sqs_polling = sqs_polling
         self.resources: dict[str, Physical] = {}
         self.workers: dict[str, FunctionPool] = {}
         self.sandbox: ProviderSandbox | None = None
@@ -127,6 +117,7 @@ class LocalStack:
         self._dynamodb: DynamoDBLocal | None = None
         self._moto: MotoServer | None = None
         self._emulator: ApiGatewayEmulator | None = None
+        self._poller: SqsPoller | None = None
         self._logs: list[IO[Any]] = []
 
     # -- Endpoints -------------------------------------------------------------------------
@@ -152,6 +143,11 @@ class LocalStack:
         if part is None:
             raise StackError(f"{name} is not running: call start() first")
         return part
+
+    @property
+    def queues(self) -> dict[str, str]:
+        """Every queue of the template, dead-letter queues too: logical id -> queue URL in moto."""
+        return queue_urls(self.template, self.resources)
 
     def endpoints(self) -> dict[str, str]:
         """The variables through which boto3 in a function reaches the local engines."""
@@ -207,6 +203,17 @@ class LocalStack:
             host=self.host,
             port=self.api_port,
         ).start()
+        if self.sqs_polling:
+            self._start_polling()
+
+    def _start_polling(self) -> None:
+        self._poller = SqsPoller(
+            self.queue_triggers(),
+            self.invoke,
+            endpoint_url=self.moto_url,
+            # Without ScalingConfig, as many batches at once as the function has instances.
+            default_concurrency=self.function_concurrency,
+        ).start()
 
     def _bootstrap(self) -> Bootstrap:
         assert self.sandbox is not None
@@ -223,6 +230,11 @@ class LocalStack:
 
     def stop(self) -> None:
         """Stop every process and server the stack started; safe to call more than once."""
+        # The pollers first: no batch starts on a worker or a queue that is going away. A batch
+        # still running after the grace fails when its worker stops, as a crashed instance would.
+        if self._poller is not None:
+            self._poller.stop(timeout=2.0)
+            self._poller = None
         if self._emulator is not None:
             self._emulator.stop()
             self._emulator = None
@@ -261,6 +273,12 @@ class LocalStack:
         moto = self._require(self._moto, "moto")
         if moto.process is not None and moto.process.alive:
             return
+        # Every receive draws on moto's random numbers: a poller at work between the seed and the
+        # bootstrap would change the secrets' ARNs. The pollers resume on the queues as recreated.
+        polling = self._poller is not None
+        if self._poller is not None:
+            self._poller.stop()
+            self._poller = None
         moto.spawn()
         moto.wait_ready()
         moto.seed(MOTO_SEED)
@@ -271,6 +289,8 @@ class LocalStack:
             # The functions hold the old ARNs in their environment: redeploy them, as AWS would.
             for function_id, pool in self.workers.items():
                 pool.restart(self.environment(function_id))
+        if polling:
+            self._start_polling()
         self.write_state()
 
     # -- Invocation ------------------------------------------------------------------------
@@ -286,27 +306,28 @@ class LocalStack:
 
     def queue_triggers(self) -> list[QueueTrigger]:
         """The template's SQS event sources, resolved to the queues the bootstrap created."""
-        resolver = self.template.resolver(self.resources)
-        triggers = []
-        for source in self.template.sqs_event_sources():
-            arn = resolver.resolve_string(source.queue)
-            url = next((p.ref for p in self.resources.values() if p.attributes.get("Arn") == arn), None)
-            if url is None:
-                raise StackError(f"{source.function_id}.{source.event_id}: no local queue has the ARN {arn}")
-            triggers.append(
-                QueueTrigger(
-                    function_id=source.function_id,
-                    event_id=source.event_id,
-                    queue_url=url,
-                    queue_arn=arn,
-                    batch_size=source.batch_size,
-                    function_response_types=source.function_response_types,
-                    maximum_batching_window_seconds=source.maximum_batching_window_seconds,
-                    enabled=source.enabled,
-                    maximum_concurrency=source.maximum_concurrency,
-                )
+        return queue_triggers(self.template, self.resources)
+
+    # -- SQS -------------------------------------------------------------------------------
+
+    def drain(self, timeout: float = 60.0) -> None:
+        """Return once every polled queue has no visible, in-flight or delayed message and no batch
+        is being processed; TimeoutError if not within `timeout` seconds. Records that failed are
+        waited for through their visibility timeout and their redeliveries."""
+        self._polling().drain(timeout)
+
+    def poller_stats(self) -> dict[str, QueueStats]:
+        """Per polled queue (by logical id): batches invoked, records delivered, deleted and failed,
+        and invocations that ended in a function error. moto moves records to the DLQs itself."""
+        return self._polling().stats()
+
+    def _polling(self) -> SqsPoller:
+        if self._poller is None:
+            raise StackError(
+                "the SQS pollers are not running: "
+                + ("call start() first" if self.sqs_polling else "the stack was started without SQS polling")
             )
-        return triggers
+        return self._poller
 
     # -- State for other commands ----------------------------------------------------------
 
@@ -327,6 +348,8 @@ class LocalStack:
             "sandbox_control_url": sandbox.control_url,
             "endpoints": self.endpoints(),
             "resources": {name: physical.to_json() for name, physical in self.resources.items()},
+            "queues": self.queues,
+            "sqs_polling": self._poller is not None,
             "function_concurrency": self.function_concurrency,
             "functions": {
                 name: [{"url": url, "pid": pid} for url, pid in zip(pool.urls, pool.pids, strict=True)]
@@ -377,6 +400,53 @@ def sample_requests(stack: LocalStack, events_dir: Path = EVENTS_DIR) -> list[tu
     return [(method, path, bodies[method, path]) for method, path in routes if (method, path) in bodies]
 
 
+def dead_letter_sources(stack: LocalStack) -> dict[str, str]:
+    """Dead-letter queue -> the queue whose RedrivePolicy names it, by logical id."""
+    resolver = stack.template.resolver(stack.resources)
+    by_arn = {stack.resources[name].attributes.get("Arn"): name for name in stack.queues}
+    found = {}
+    for name in stack.queues:
+        policy = resolver.resolve(stack.template.properties(name).get("RedrivePolicy"))
+        if isinstance(policy, dict) and by_arn.get(policy.get("deadLetterTargetArn")):
+            found[by_arn[policy["deadLetterTargetArn"]]] = name
+    return found
+
+
+def _python() -> str:
+    """This interpreter as a command to paste: relative when it is under the current folder."""
+    executable = Path(sys.executable)
+    try:
+        return str(executable.relative_to(Path.cwd()))
+    except ValueError:
+        return str(executable)
+
+
+def enqueue_command(stack: LocalStack, queue_url: str, body: str) -> str:
+    """A shell command that sends `body` to a local queue with boto3 (no AWS CLI needed)."""
+    # json.dumps gives a double-quoted string that is also a Python literal: nothing for the shell's
+    # single quotes to trip on.
+    code = (
+        f'import boto3; boto3.client("sqs", endpoint_url={json.dumps(stack.moto_url)}, region_name="us-east-1", '
+        'aws_access_key_id="local", aws_secret_access_key="local")'
+        f".send_message(QueueUrl={json.dumps(queue_url)}, MessageBody={json.dumps(body)})"
+    )
+    return f"{shlex.quote(_python())} -c {shlex.quote(code)}"
+
+
+def sample_messages(stack: LocalStack, events_dir: Path = EVENTS_DIR) -> list[tuple[str, str]]:
+    """(queue logical id, body) for each polled queue whose function has a sample API request: a
+    queue's message is the function's request body."""
+    functions = {(r.method, r.path): r.function_id for r in stack.template.api_routes()}
+    bodies: dict[str, str] = {}
+    for method, path, body in sample_requests(stack, events_dir):
+        bodies.setdefault(functions[method, path], body)
+    return [
+        (trigger.queue_id, bodies[trigger.function_id])
+        for trigger in stack.queue_triggers()
+        if trigger.enabled and trigger.function_id in bodies
+    ]
+
+
 def banner(stack: LocalStack, state_file: Path | None) -> str:
     assert stack.sandbox is not None
     lines = [
@@ -398,6 +468,20 @@ def banner(stack: LocalStack, state_file: Path | None) -> str:
     for route in stack.template.api_routes():
         key = "API key" if route.api_key_required else "no key"
         lines.append(f"  {route.method:<6} {route.path:<28} {route.function_id:<18} {key}")
+    polled = {t.queue_id: t for t in stack.queue_triggers() if t.enabled}
+    dead_letters = dead_letter_sources(stack)
+    lines += ["", "Queues:" if stack.sqs_polling else "Queues (not polled: --no-sqs-polling):"]
+    width = max((len(url) for url in stack.queues.values()), default=0)
+    for name, url in stack.queues.items():
+        if name in polled:
+            trigger = polled[name]
+            at_once = trigger.maximum_concurrency or stack.function_concurrency
+            role = f"-> {trigger.function_id} (batches of {trigger.batch_size}, up to {at_once} in flight)"
+        elif name in dead_letters:
+            role = f"dead letters of {dead_letters[name]}"
+        else:
+            role = ""
+        lines.append(f"  {name:<26} {url:<{width}}   {role}".rstrip())
     lines += ["", "Try it:"]
     for method, path, body in sample_requests(stack):
         compact = json.dumps(json.loads(body), ensure_ascii=False)
@@ -405,6 +489,10 @@ def banner(stack: LocalStack, state_file: Path | None) -> str:
             f"  curl -sS -X {method} {stack.api_url}{path} -H 'content-type: application/json' "
             f"-H 'x-api-key: {stack.api_key}' -d {shlex.quote(compact)}"
         )
+    # One queue is enough to show the way; the others take the same command with their URL.
+    for queue_id, body in sample_messages(stack)[:1]:
+        lines.append(f"  # the same request as a message on {queue_id}:")
+        lines.append(f"  {enqueue_command(stack, stack.queues[queue_id], body)}")
     lines.append("")
     return "\n".join(lines)
 
@@ -449,6 +537,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"worker processes per function, each running one invocation at a time "
         f"(default {DEFAULT_FUNCTION_CONCURRENCY})",
     )
+    parser.add_argument(
+        "--no-sqs-polling",
+        dest="sqs_polling",
+        action="store_false",
+        help="do not feed the functions from their SQS queues (messages stay in the queues)",
+    )
     parser.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE)
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="state.json and engine logs")
     parser.add_argument(
@@ -482,6 +576,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         function_concurrency=args.function_concurrency,
         parameter_overrides=dict(args.parameter_overrides),
         state_dir=args.state_dir,
+        sqs_polling=args.sqs_polling,
     )
     try:
         stack.start()

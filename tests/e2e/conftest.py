@@ -56,3 +56,21 @@ def quota_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
         function_concurrency=4,
     ) as stack:
         yield stack
+
+
+@pytest.fixture(scope="session")
+def queue_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """The gateway fed by its queues through the local SQS poller, with short visibility
+    timeouts and three deliveries before the dead-letter queue, so that retries show quickly."""
+    overrides = {
+        "QueueVisibilityTimeoutSeconds": "2",
+        "QueueMaxReceiveCount": "3",
+        **{f"{provider}QuotaLimits": QUOTAS_OFF for provider in ("Polyv", "Aliyun", "Ronglian")},
+    }
+    with running(
+        tmp_path_factory.mktemp("queue-stack"),
+        parameter_overrides=overrides,
+        api_keys={"shop-1": "key-of-shop-1"},
+        function_concurrency=4,
+    ) as stack:
+        yield stack

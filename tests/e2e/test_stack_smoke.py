@@ -1,5 +1,5 @@
 """The local stack as `make run` starts it: engines up, the bootstrap's secrets, tables and queues,
-the gateway's refusals over HTTP, moto going down and coming back, and a clean stop."""
+the SQS pollers, the gateway's refusals over HTTP, moto going down and coming back, and a clean stop."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from local.bootstrap import Bootstrap
 from local.invoke import prepare
 from local.sandbox import DEFAULT_ACCOUNTS
 from local.stack import STATE_FILE, LocalStack
-from local.template import TABLE_TYPES, Physical, Template
+from local.template import QUEUE_TYPE, TABLE_TYPES, Physical, Template
 from tests.support import free_port
 
 pytestmark = pytest.mark.e2e
@@ -198,8 +198,43 @@ def test_the_state_file_lets_other_commands_find_the_stack(local_stack: LocalSta
     assert state["sandbox_control_url"] == local_stack.sandbox.control_url
     assert state["moto_url"] == local_stack.moto_url
     assert state["dynamodb_url"] == local_stack.dynamodb_url
+    assert state["queues"] == local_stack.queues
+    assert state["sqs_polling"] is True
     assert environment["PROVIDER_SECRET_ID"] == local_stack.resources["AliyunSecret"].ref
     assert environment["AWS_ENDPOINT_URL"] == local_stack.moto_url
+
+
+PROVIDER_QUEUES = ("PolyvQueue", "AliyunQueue", "RonglianQueue")
+
+
+def test_every_queue_has_its_url_and_each_providers_queue_is_polled_into_its_function(local_stack: LocalStack) -> None:
+    sqs = aws("sqs", local_stack.moto_url)
+    queues = local_stack.queues
+
+    assert set(queues) == set(local_stack.template.of_type(QUEUE_TYPE))
+    assert set(queues) >= {*PROVIDER_QUEUES, *(name.replace("Queue", "DeadLetterQueue") for name in PROVIDER_QUEUES)}
+    for name in PROVIDER_QUEUES:
+        attributes = sqs.get_queue_attributes(QueueUrl=queues[name], AttributeNames=["All"])["Attributes"]
+        dead_letters = sqs.get_queue_attributes(
+            QueueUrl=queues[name.replace("Queue", "DeadLetterQueue")], AttributeNames=["QueueArn"]
+        )["Attributes"]
+        assert json.loads(attributes["RedrivePolicy"])["deadLetterTargetArn"] == dead_letters["QueueArn"]
+    assert {t.queue_id: t.function_id for t in local_stack.queue_triggers()} == {
+        "PolyvQueue": "PolyvFunction",
+        "AliyunQueue": "AliyunFunction",
+        "RonglianQueue": "RonglianFunction",
+    }
+    assert set(local_stack.poller_stats()) == set(PROVIDER_QUEUES)
+
+
+def test_drain_returns_once_the_polled_queues_are_empty(local_stack: LocalStack) -> None:
+    sqs = aws("sqs", local_stack.moto_url)
+
+    local_stack.drain(timeout=30)
+
+    for name in PROVIDER_QUEUES:
+        attributes = sqs.get_queue_attributes(QueueUrl=local_stack.queues[name], AttributeNames=["All"])["Attributes"]
+        assert attributes["ApproximateNumberOfMessages"] == attributes["ApproximateNumberOfMessagesNotVisible"] == "0"
 
 
 def test_secrets_manager_goes_down_and_comes_back_with_the_same_arns(local_stack: LocalStack) -> None:
@@ -303,12 +338,27 @@ def test_the_bootstrap_creates_tables_with_ttl_and_queues_with_their_dead_letter
     assert redrive["VisibilityTimeout"] == "180"
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_stopping_make_run_leaves_no_process_behind(tmp_path: Path, signum: signal.Signals) -> None:
+def enqueue_command(log: str) -> str:
+    """The banner's ready-to-paste command that sends a message to a local queue."""
+    return next(line.strip() for line in log.splitlines() if "send_message(" in line)
+
+
+def visible_messages(moto_url: str, queue_url: str) -> int:
+    attributes = aws("sqs", moto_url).get_queue_attributes(
+        QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"])
+
+
+@pytest.mark.parametrize(
+    ("signum", "polling"), [(signal.SIGINT, True), (signal.SIGTERM, False)], ids=["ctrl-c", "sigterm-no-polling"]
+)
+def test_stopping_make_run_leaves_no_process_behind(tmp_path: Path, signum: signal.Signals, polling: bool) -> None:
     # Given `python -m local.stack` running on a free port, with two tenants' keys
     output = (tmp_path / "output.log").open("wb")
     arguments = ["--port", str(free_port()), "--state-dir", str(tmp_path), "--function-concurrency", "1"]
     arguments += ["--api-key", "local-dev-key", "--api-key", "tenant-b=tenant-b-key"]
+    arguments += [] if polling else ["--no-sqs-polling"]
     stack = subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
         [sys.executable, "-m", "local.stack", *arguments],
         cwd=ROOT,
@@ -331,6 +381,31 @@ def test_stopping_make_run_leaves_no_process_behind(tmp_path: Path, signum: sign
             {"id": "tenant-b", "value": "tenant-b-key"},
         ]
         assert requests.get(state["api_url"] + "/nowhere", timeout=10).status_code == 404
+        assert state["sqs_polling"] is polling
+        # And the banner's command to enqueue a message works as pasted
+        while "send_message(" not in (tmp_path / "output.log").read_text():
+            assert time.monotonic() < deadline, "the stack printed no banner within 60s"
+            time.sleep(0.2)
+        banner = (tmp_path / "output.log").read_text()
+        assert all(url in banner for url in state["queues"].values())
+        sent = subprocess.run(  # noqa: S603 - the banner's own command
+            ["/bin/sh", "-c", enqueue_command(banner)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert sent.returncode == 0, sent.stderr
+        queue_url = state["queues"]["PolyvQueue"]
+        assert f'QueueUrl="{queue_url}"' in enqueue_command(banner)
+        if polling:
+            # The poller takes it from the queue (whatever the function then makes of it)
+            while visible_messages(state["moto_url"], queue_url) != 0:
+                assert time.monotonic() < deadline + 30, "the poller did not receive the message"
+                time.sleep(0.2)
+        else:
+            assert visible_messages(state["moto_url"], queue_url) == 1
 
         # When it is told to stop
         stack.send_signal(signum)
