@@ -60,6 +60,14 @@ def logs_to_current_stdout(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(logger.registered_handler, "stream", _CurrentStdout())
 
 
+def messages_event(request_id: str, tenant: str) -> dict[str, Any]:
+    evt = event("polyv-send.json")
+    evt.update(httpMethod="GET", resource="/v1/messages/{requestId}", path=f"/v1/messages/{request_id}", body=None)
+    evt["pathParameters"] = {"requestId": request_id}
+    evt["requestContext"]["identity"]["apiKeyId"] = tenant
+    return evt
+
+
 @pytest.fixture
 def debug_logs() -> Iterator[None]:
     """The gateway's own logs at DEBUG, the level most likely to say too much."""
@@ -195,3 +203,17 @@ def test_logs_are_structured_with_the_request_keys(
     )
     assert (finished["accepted"], finished["rejected"], finished["quota_exceeded"]) == (1, 0, 0)
     assert finished["level"] == "INFO"
+
+
+def test_queue_logs_carry_each_records_message_id_as_correlation_id(
+    deploy: Any, dlq: str, sandbox: ProviderSandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    deploy("polyv")
+    body = {"phone_numbers": ["13800138000"], "template_param_names": ["c"], "template_param_values": ["1"]}
+    capsys.readouterr()
+    call("polyv", sqs_event(("msg-1", {**body, "idempotencyKey": "order-1"}), ("msg-2", "{broken")))
+    documents = list(lines(capsys.readouterr().out))
+    finished = [d for d in documents if d.get("message") == "send finished"]
+    poison = [d for d in documents if d.get("message") == "poison message"]
+    assert [(d["correlation_id"], d["request_id"]) for d in finished] == [("msg-1", "order-1")]
+    assert [d["correlation_id"] for d in poison] == ["msg-2"]

@@ -231,6 +231,7 @@ def record(result: SendResult, caller: Caller) -> None:
             "request_id": caller.request_id,
             "calls": result.calls,
             **counts,
+            **({"correlation_id": caller.correlation_id} if caller.correlation_id else {}),
         },
     )
     metrics.add_dimension(name="provider", value=result.provider)

@@ -150,9 +150,15 @@ class QueueConsumer:
         outcomes: dict[str, dict[str, Any]] = {r["phone_number"]: r for r in prior.get("results", [])}
         pending = [p for p in request.phones if outcomes.get(p, {}).get("status") not in FINAL]
         if not pending:
-            logger.info("message already processed", extra={"message_id": record.message_id})
+            logger.info("message already processed", extra={"correlation_id": record.message_id})
             return
-        caller = Caller(request_id=key, tenant=envelope.tenant, source_ip="sqs", received_at=datetime.now(UTC))
+        caller = Caller(
+            request_id=key,
+            tenant=envelope.tenant,
+            source_ip="sqs",
+            received_at=datetime.now(UTC),
+            correlation_id=record.message_id,
+        )
         subset = request.only(set(pending))
         # One attempt per set of pending numbers: concurrent deliveries of the message share it.
         attempt = hashlib.sha256(f"{key}|{','.join(pending)}".encode()).hexdigest()[:32]
@@ -173,12 +179,12 @@ class QueueConsumer:
         retry = [p for p in request.phones if outcomes.get(p, {}).get("status") not in FINAL]
         logger.info(
             "message processed",
-            extra={"message_id": record.message_id, "summary": merged["summary"], "to_retry": len(retry)},
+            extra={"correlation_id": record.message_id, "summary": merged["summary"], "to_retry": len(retry)},
         )
         if retry:
             logger.warning(
                 "numbers will be retried",
-                extra={"message_id": record.message_id, "numbers": [mask_phone(p) for p in retry]},
+                extra={"correlation_id": record.message_id, "numbers": [mask_phone(p) for p in retry]},
             )
             raise RetryLater(f"{len(retry)} numbers were provably not sent")
 
@@ -193,9 +199,13 @@ class QueueConsumer:
         return answer
 
     def _poison(self, record: SQSRecord, poison: PoisonMessage) -> None:
-        logger.warning("poison message", extra={"message_id": record.message_id, "reason": poison.reason})
+        logger.warning("poison message", extra={"correlation_id": record.message_id, "reason": poison.reason})
         caller = Caller(
-            request_id=record.message_id, tenant=DEFAULT_TENANT, source_ip="sqs", received_at=datetime.now(UTC)
+            request_id=record.message_id,
+            tenant=DEFAULT_TENANT,
+            source_ip="sqs",
+            received_at=datetime.now(UTC),
+            correlation_id=record.message_id,
         )
         body = {
             "request_id": record.message_id,

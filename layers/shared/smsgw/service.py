@@ -42,6 +42,8 @@ class Caller:
     tenant: str
     source_ip: str
     received_at: datetime
+    correlation_id: str | None = None
+    """The trigger's id when it is not the request's: the SQS message id of a queued message."""
 
 
 @dataclass(frozen=True, slots=True)
