@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from http import HTTPStatus
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
@@ -29,10 +29,12 @@ from smsgw.messages import MessageLog
 from smsgw.models import SendRequest
 from smsgw.observability import logger, metrics, tracer
 from smsgw.outcomes import SendResult, Status
-from smsgw.queue import QueueConsumer, Resolve, send_to_dead_letter_queue
 from smsgw.quotas import QuotaLedger
 from smsgw.schemas import ErrorDetail, ErrorInfo, ErrorResponse, SendResponse
 from smsgw.service import Caller, Delivery, Operation, SendService
+
+if TYPE_CHECKING:
+    from smsgw.queue import QueueConsumer, Resolve
 
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
@@ -194,6 +196,9 @@ def record_strictly(caller: Caller, answer: Answer) -> None:
 
 @lru_cache(maxsize=4)
 def queue_consumer(resolve: Resolve) -> QueueConsumer:
+    # Imported here: API invocations never load the batch utilities.
+    from smsgw.queue import QueueConsumer, send_to_dead_letter_queue
+
     settings = get_provider_settings()
     if not settings.dead_letter_queue_url:
         raise ConfigurationError("invalid or missing environment variables: DEAD_LETTER_QUEUE_URL")
