@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,6 +50,8 @@ SEND_RESPONSES: dict[int, OpenAPIResponse] = {
     403: _json(ErrorResponse, "Missing or invalid API key."),
     409: _json(ErrorResponse, "A request with this Idempotency-Key is still in progress."),
     422: _json(ErrorResponse, "This Idempotency-Key was used with another body."),
+    413: _json(ErrorResponse, "The body is larger than 256 KiB; nothing was sent."),
+    415: _json(ErrorResponse, "The body is not application/json; nothing was sent."),
     429: _json(SendResponse, "No number could be sent: quota exhausted (see Retry-After)."),
     502: _json(SendResponse, "The provider failed for every number."),
     503: _json(ErrorResponse, "A dependency is unavailable; nothing was sent."),
@@ -257,6 +260,41 @@ def error_response(
     )
 
 
+JSON_TYPES = frozenset({"application/json", "text/json"})
+
+
+def proxy_error(status: int, code: str, message: str, event: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    request_id = (event.get("requestContext") or {}).get("requestId")
+    body = ErrorResponse(error=ErrorInfo(code=code, message=message, **extra), request_id=request_id)
+    return {
+        "statusCode": status,
+        "multiValueHeaders": {"Content-Type": ["application/json"]},
+        "body": body.model_dump_json(exclude_none=True),
+        "isBase64Encoded": False,
+    }
+
+
+def refuse_unreadable_body(event: dict[str, Any]) -> dict[str, Any] | None:
+    """A request body the API will not read: too large, not JSON, or JSON the parser chokes on
+    (a 5,000-digit number, nesting 50,000 deep). Answered before routing; nothing is sent."""
+    body = event.get("body")
+    if not isinstance(body, str) or not body or "httpMethod" not in event:
+        return None
+    if len(body) > MAX_BODY_BYTES // 4 and len(body.encode()) > MAX_BODY_BYTES:
+        message = f"The request body is larger than {MAX_BODY_BYTES} bytes; nothing was sent."
+        return proxy_error(413, "payload_too_large", message, event)
+    headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+    media_type = headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if media_type not in JSON_TYPES:
+        return proxy_error(415, "unsupported_media_type", "Send the request as application/json.", event)
+    try:
+        json.loads(body)
+    except (ValueError, RecursionError):
+        details = [{"field": "body", "type": "json_invalid", "message": "The body is not valid JSON."}]
+        return proxy_error(400, "invalid_request", "The request is invalid; nothing was sent.", event, details=details)
+    return None
+
+
 def build_handler(name: str, router: Router, *, docs: bool = True, queue: Resolve | None = None) -> Handler:
     """A function's handler: API Gateway events go to the router, SQS batches (if `queue`
     says how to read their messages) to the queue consumer."""
@@ -298,17 +336,9 @@ def build_handler(name: str, router: Router, *, docs: bool = True, queue: Resolv
     @tracer.capture_lambda_handler(capture_response=False)
     @metrics.log_metrics(capture_cold_start_metric=True)
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        body = event.get("body")
-        if isinstance(body, str) and len(body) > MAX_BODY_BYTES // 4 and len(body.encode()) > MAX_BODY_BYTES:
-            request_id = (event.get("requestContext") or {}).get("requestId")
-            message = f"The request body is larger than {MAX_BODY_BYTES} bytes; nothing was sent."
-            body = ErrorResponse(error=ErrorInfo(code="payload_too_large", message=message), request_id=request_id)
-            return {
-                "statusCode": 413,
-                "multiValueHeaders": {"Content-Type": ["application/json"]},
-                "body": body.model_dump_json(exclude_none=True),
-                "isBase64Encoded": False,
-            }
+        refused = refuse_unreadable_body(event)
+        if refused is not None:
+            return refused
         if queue is not None and is_sqs(event):
             consumer = queue_consumer(queue)
             runtime().idempotency.register(context)

@@ -36,27 +36,37 @@ def _param_value(value: Any) -> Any:
     return value
 
 
+def _encodable(value: str) -> str:
+    # JSON can carry lone surrogates ("\ud800"), which no provider's UTF-8 wire format can.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text") from None
+    return value
+
+
 ParamValue = Annotated[
     str,
     BeforeValidator(_param_value),
     StringConstraints(min_length=1, max_length=MAX_PARAM_VALUE_LENGTH),
+    AfterValidator(_encodable),
     Field(description="A template parameter value; whole numbers are sent as strings."),
 ]
 ParamName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
 
 MainlandPhone = Annotated[
     str,
-    StringConstraints(pattern=r"^1[3-9]\d{9}$"),
+    StringConstraints(pattern=r"^1[3-9][0-9]{9}$"),
     Field(description="An 11-digit mainland China mobile number, without +86.", examples=["13800138000"]),
 ]
 NationalPhone = Annotated[
     str,
-    StringConstraints(pattern=r"^\d{4,15}$"),
+    StringConstraints(pattern=r"^[0-9]{4,15}$"),
     Field(description="A national number without its country code.", examples=["91234567"]),
 ]
 BatchPhone = Annotated[
     str,
-    StringConstraints(pattern=r"^(?:(?:\+86|0086|86)?1[3-9]\d{9}|[1-9]\d{7,14})$"),
+    StringConstraints(pattern=r"^(?:(?:\+86|0086|86)?1[3-9][0-9]{9}|[1-9][0-9]{7,14})$"),
     Field(
         description=(
             "A mainland number, with or without +86/0086/86, or an international number as "
@@ -65,8 +75,8 @@ BatchPhone = Annotated[
         examples=["13800138000", "85291234567"],
     ),
 ]
-SignName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
-AliyunTemplateCode = Annotated[str, StringConstraints(pattern=r"^SMS_\d{1,20}$")]
+SignName = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_encodable)]
+AliyunTemplateCode = Annotated[str, StringConstraints(pattern=r"^SMS_[0-9]{1,20}$")]
 OutId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_\-]{1,64}$")]
 
 
@@ -162,7 +172,7 @@ class BatchMessage(BaseModel):
     phone_number: BatchPhone = Field(repr=False)
     sign_name: SignName | None = Field(default=None, description="Overrides the request's sign_name.")
     template_param: dict[ParamName, ParamValue] = Field(default_factory=dict, max_length=MAX_PARAMS)
-    sms_up_extend_code: Annotated[str, StringConstraints(pattern=r"^\d{1,12}$")] | None = None
+    sms_up_extend_code: Annotated[str, StringConstraints(pattern=r"^[0-9]{1,12}$")] | None = None
 
 
 class AliyunBatchSmsRequest(_AliyunRequest):
@@ -207,9 +217,9 @@ class RonglianTemplateSmsRequest(SendRequest):
     """Ronglian (Cloopen) `TemplateSMS`: positional template data."""
 
     phone_numbers: MainlandPhoneList = Field(repr=False)
-    template_id: Annotated[str, StringConstraints(pattern=r"^\d{1,20}$")]
+    template_id: Annotated[str, StringConstraints(pattern=r"^[0-9]{1,20}$")]
     datas: list[ParamValue] = Field(default_factory=list, max_length=MAX_PARAMS, description="{1}, {2}, … in order.")
-    sub_append: Annotated[str, StringConstraints(pattern=r"^\d{1,4}$")] | None = None
+    sub_append: Annotated[str, StringConstraints(pattern=r"^[0-9]{1,4}$")] | None = None
     req_id: RonglianReqId | None = Field(
         default=None,
         description="Unique per account per day; the provider answers a repeat with 160054 and does not resend.",

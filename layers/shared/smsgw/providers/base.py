@@ -209,6 +209,10 @@ class ProviderClient[RequestT: SendRequest](ABC):
                 code=code,
                 message=type(exc).__name__,
             )
+        except Exception as exc:
+            # A fault of the client itself: whether the call went out is unknown, and the other
+            # chunks' outcomes must survive it. Never a reason to resend.
+            return self.same_for_all(chunk, AMBIGUOUS, code="client_error", message=type(exc).__name__)
         with response:
             return self._interpret(request, chunk, response)
 
