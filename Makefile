@@ -86,3 +86,18 @@ deploy: $(TOOLS_STAMP) ## sam build, then sam deploy --guided
 .PHONY: clean
 clean: ## Remove virtualenvs and build output
 	rm -rf $(VENV) $(TOOLS) .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis local/node_modules .local-stack
+
+# The benchmark's own virtualenv (requirements-dev.txt + requirements-bench.txt): the Aliyun SDK and
+# matplotlib stay out of the environment the gateway is tested with.
+BENCH_VENV := bench/.venv
+BENCH_STAMP := $(BENCH_VENV)/.installed
+
+$(BENCH_STAMP): requirements-bench.txt requirements-dev.txt layers/shared/requirements.txt
+	rm -rf $(BENCH_VENV)
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-bench.txt 2>&1 | $(QUIET_PIP)
+	touch $@
+
+.PHONY: bench
+bench: $(BENCH_STAMP) $(TOOLS_STAMP) $(NODE_STAMP) ## Benchmarks on the local stack (4-6 min): writes BENCHMARKS.md and bench/latency.png
+	PYTHONPATH=layers/shared:functions:. $(BENCH_VENV)/bin/python -m bench
