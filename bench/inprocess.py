@@ -4,6 +4,7 @@ batches."""
 
 from __future__ import annotations
 
+import gc
 import json
 import statistics
 import sys
@@ -57,6 +58,9 @@ class Harness:
         if provider != self.provider:
             apply_environment(self.stack.environment(provider))
             api.reset()
+            # The dropped clients and thread pools go now, not at some later collection that
+            # would land inside a timed call.
+            gc.collect()
             self.provider = provider
 
     def inject(self, mode: str) -> None:
@@ -90,6 +94,8 @@ class WarmResult:
     samples: list[Sample]
     breakdown: list[tuple[str, float]] = field(default_factory=list)
     """Where the overhead goes (mean ms per call), from a separate pass with timers in place."""
+    blocks: list[float] = field(default_factory=list)
+    """The overhead p50 of each block of calls (ms): the spread within the run."""
 
     def stat(self, fn: Callable[[Sample], float], q: float) -> float:
         return percentile([fn(s) for s in self.samples], q) * 1000
@@ -110,15 +116,24 @@ class WarmResult:
 WARM_OPERATIONS = ("polyv.send", "aliyun.SendInterSms", "ronglian.TemplateSMS")
 
 
+WARM_BLOCKS = 6
+
+
 def warm_latency(harness: Harness, *, calls: int, warmup: int, phase_calls: int) -> list[WarmResult]:
+    """Per operation: `warmup` untimed calls, `calls` timed ones (whose overhead p50 is also taken
+    over WARM_BLOCKS consecutive blocks, for the spread within the run), then the timers' pass."""
     harness.inject("none")
     results = []
+    per_block = -(-calls // WARM_BLOCKS)
     for name in WARM_OPERATIONS:
         op = BY_NAME[name]
+        result = WarmResult(name, [])
         for _ in range(warmup):
             harness.send(op, 1)
-        samples = [harness.send(op, 1) for _ in range(calls)]
-        result = WarmResult(name, samples)
+        while len(result.samples) < calls:
+            block = [harness.send(op, 1) for _ in range(min(per_block, calls - len(result.samples)))]
+            result.samples.extend(block)
+            result.blocks.append(percentile([s.overhead for s in block], 50) * 1000)
         with Phases().installed() as phases:
             phases.take()
             per_sample = []
