@@ -32,6 +32,7 @@ LAYER_TYPE = "AWS::Serverless::LayerVersion"
 GATEWAY_RESPONSE_TYPE = "AWS::ApiGateway::GatewayResponse"
 SECRET_TYPE = "AWS::SecretsManager::Secret"  # noqa: S105 - a resource type, not a password
 QUEUE_TYPE = "AWS::SQS::Queue"
+EVENT_SOURCE_MAPPING_TYPE = "AWS::Lambda::EventSourceMapping"
 TABLE_TYPES = ("AWS::DynamoDB::Table", "AWS::Serverless::SimpleTable")
 
 # Lambda's defaults when neither the function nor Globals set them.
@@ -566,34 +567,44 @@ class Template:
         return routes
 
     def _sqs_events(self, function_id: str) -> list[SqsEventSource]:
-        resolver = Resolver(self.document, self.parameters, {})
+        """The function's `Type: SQS` events (SAM's shorthand for an event source mapping)."""
+        return [
+            self._sqs_source(function_id, event_id, event.get("Properties") or {}, queue_key="Queue")
+            for event_id, event in self._events(function_id).items()
+            if event.get("Type") == "SQS"
+        ]
+
+    def _sqs_mappings(self) -> list[SqsEventSource]:
+        """`AWS::Lambda::EventSourceMapping` resources feeding a function of the template from one of
+        its queues; `event_id` is the mapping's logical id."""
+        functions = set(self._function_ids())
+        queues = set(self.of_type(QUEUE_TYPE))
         found = []
-        for event_id, event in self._events(function_id).items():
-            if event.get("Type") != "SQS":
-                continue
-            props = event.get("Properties") or {}
-            queue = props["Queue"]
-            queue_refs = references(queue) & set(self.of_type(QUEUE_TYPE))
-            scaling = props.get("ScalingConfig") or {}
-            maximum_concurrency = scaling.get("MaximumConcurrency")
-            found.append(
-                SqsEventSource(
-                    function_id=function_id,
-                    event_id=event_id,
-                    queue=queue,
-                    queue_id=next(iter(queue_refs)) if len(queue_refs) == 1 else None,
-                    batch_size=int(resolver.resolve(props.get("BatchSize", DEFAULT_SQS_BATCH_SIZE))),
-                    function_response_types=tuple(resolver.resolve(props.get("FunctionResponseTypes") or [])),
-                    maximum_batching_window_seconds=int(
-                        resolver.resolve(props.get("MaximumBatchingWindowInSeconds", 0))
-                    ),
-                    enabled=bool(resolver.resolve(props.get("Enabled", True))),
-                    maximum_concurrency=(
-                        None if maximum_concurrency is None else int(resolver.resolve(maximum_concurrency))
-                    ),
-                )
-            )
+        for mapping_id, mapping in self.of_type(EVENT_SOURCE_MAPPING_TYPE).items():
+            props = mapping.get("Properties") or {}
+            targets = references(props.get("FunctionName")) & functions
+            if len(targets) != 1 or not references(props.get("EventSourceArn")) & queues:
+                continue  # a stream, or a function or queue from outside the template
+            found.append(self._sqs_source(targets.pop(), mapping_id, props, queue_key="EventSourceArn"))
         return found
+
+    def _sqs_source(self, function_id: str, event_id: str, props: dict[str, Any], queue_key: str) -> SqsEventSource:
+        resolver = Resolver(self.document, self.parameters, {})
+        queue = props[queue_key]
+        queue_refs = references(queue) & set(self.of_type(QUEUE_TYPE))
+        scaling = props.get("ScalingConfig") or {}
+        maximum_concurrency = scaling.get("MaximumConcurrency")
+        return SqsEventSource(
+            function_id=function_id,
+            event_id=event_id,
+            queue=queue,
+            queue_id=next(iter(queue_refs)) if len(queue_refs) == 1 else None,
+            batch_size=int(resolver.resolve(props.get("BatchSize", DEFAULT_SQS_BATCH_SIZE))),
+            function_response_types=tuple(resolver.resolve(props.get("FunctionResponseTypes") or [])),
+            maximum_batching_window_seconds=int(resolver.resolve(props.get("MaximumBatchingWindowInSeconds", 0))),
+            enabled=bool(resolver.resolve(props.get("Enabled", True))),
+            maximum_concurrency=(None if maximum_concurrency is None else int(resolver.resolve(maximum_concurrency))),
+        )
 
     def _layer_paths(self, layers: Iterable[Any]) -> tuple[Path, ...]:
         paths = []
@@ -633,7 +644,9 @@ class Template:
         return [route for f in self._function_ids() for route in self._routes(f)]
 
     def sqs_event_sources(self) -> list[SqsEventSource]:
-        return [source for f in self._function_ids() for source in self._sqs_events(f)]
+        """SQS triggers, whether written as a function's `Type: SQS` event or as an
+        `AWS::Lambda::EventSourceMapping` resource."""
+        return [source for f in self._function_ids() for source in self._sqs_events(f)] + self._sqs_mappings()
 
     def environment(self, function_id: str, resources: Mapping[str, Physical]) -> dict[str, str]:
         """The function's environment variables as Lambda would see them: every value a string."""

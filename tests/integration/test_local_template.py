@@ -259,3 +259,53 @@ def test_tables_queues_and_sqs_triggers_resolve() -> None:
     assert source.reports_batch_item_failures
     assert source.maximum_concurrency == 2
     assert template.resolver(provisioned).resolve(source.queue) == "arn:aws:sqs:us-east-1:123456789012:Queue"
+
+
+def test_the_queue_mappings_feed_each_provider_function_from_its_own_queue(template: Template) -> None:
+    sources = {s.function_id: s for s in template.sqs_event_sources()}
+    resolver = template.resolver(PROVISIONED)
+
+    assert set(sources) == {"PolyvFunction", "AliyunFunction", "RonglianFunction"}
+    for function_id, source in sources.items():
+        provider = function_id.removesuffix("Function")
+        assert source.event_id == f"{provider}QueueMapping"
+        assert source.queue_id == f"{provider}Queue"
+        assert resolver.resolve(source.queue) == f"arn:aws:sqs:us-east-1:123456789012:{provider}Queue"
+        assert source.reports_batch_item_failures
+        # The parameters' defaults
+        assert source.batch_size == 10
+        assert source.maximum_concurrency == 5
+        assert source.enabled
+
+
+def test_an_event_source_mapping_resource_is_a_trigger_like_an_sqs_event() -> None:
+    document = json.loads(json.dumps(NEXT_VERSION))
+    worker = document["Resources"]["Worker"]["Properties"]
+    event = worker.pop("Events")["FromQueue"]["Properties"]
+    document["Resources"]["WorkerMapping"] = {
+        "Type": "AWS::Lambda::EventSourceMapping",
+        "Properties": {
+            "FunctionName": {"Ref": "Worker"},
+            "EventSourceArn": event["Queue"],
+            "BatchSize": event["BatchSize"],
+            "FunctionResponseTypes": event["FunctionResponseTypes"],
+            "ScalingConfig": event["ScalingConfig"],
+            "MaximumBatchingWindowInSeconds": 2,
+        },
+    }
+    # A mapping from outside the template's queues (a stream, say) is not an SQS trigger
+    document["Resources"]["StreamMapping"] = {
+        "Type": "AWS::Lambda::EventSourceMapping",
+        "Properties": {
+            "FunctionName": {"Fn::GetAtt": ["Worker", "Arn"]},
+            "EventSourceArn": "arn:aws:kinesis:us-east-1:123456789012:stream/elsewhere",
+        },
+    }
+
+    (source,) = Template(document, ROOT).sqs_event_sources()
+
+    assert (source.function_id, source.event_id, source.queue_id) == ("Worker", "WorkerMapping", "Queue")
+    assert source.batch_size == 5
+    assert source.maximum_batching_window_seconds == 2
+    assert source.maximum_concurrency == 2
+    assert source.reports_batch_item_failures

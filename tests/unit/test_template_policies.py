@@ -5,9 +5,10 @@ The expected grants are spelled out below on purpose: widening a policy (a new a
 function's secret or queue) fails here and names what was widened. The checker is tested too, on
 copies of the template widened in memory, so that it cannot quietly stop seeing anything.
 
-Not visible from the template: SAM gives every function with an SQS event the AWS managed policy
-AWSLambdaSQSQueueExecutionRole (receive/delete on any queue). The event source mapping only ever
-reads the queue named in the event, which is what this test pins down.
+Queues feed the functions through explicit `AWS::Lambda::EventSourceMapping` resources: a function's
+`Type: SQS` event would make SAM attach the AWS managed policy AWSLambdaSQSQueueExecutionRole
+(receive and delete on every queue of the account), so such an event fails here. Each provider
+function instead may consume its own queue, and only that one.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ IDEMPOTENCY_ACTIONS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateI
 MESSAGE_LOG_WRITE_ACTIONS = {"dynamodb:PutItem", "dynamodb:GetItem"}
 # SQSSendMessagePolicy grants `sqs:SendMessage*`, which matches exactly these two.
 SEND_ACTIONS = {"sqs:SendMessage*", "sqs:SendMessage", "sqs:SendMessageBatch"}
+# What Lambda's event source mapping needs from the function's role to poll a queue, and no more.
+CONSUME_ACTIONS = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"}
 
 # Function → resource logical id → the actions it may have on it. Anything else fails.
 ALLOWED: dict[str, dict[str, set[str]]] = {
@@ -36,6 +39,7 @@ ALLOWED: dict[str, dict[str, set[str]]] = {
         f"{provider}Function": {
             f"{provider}Secret": {"secretsmanager:GetSecretValue"},
             f"{provider}DeadLetterQueue": SEND_ACTIONS,
+            f"{provider}Queue": CONSUME_ACTIONS,
             "QuotaTable": QUOTA_ACTIONS,
             "IdempotencyTable": IDEMPOTENCY_ACTIONS,
             "MessageLogTable": MESSAGE_LOG_WRITE_ACTIONS,
@@ -44,7 +48,7 @@ ALLOWED: dict[str, dict[str, set[str]]] = {
     },
     "MessagesFunction": {"MessageLogTable": {"dynamodb:GetItem"}},
 }
-# Function → the queues its SQS events may read.
+# Function → the queues its event source mappings may read.
 QUEUES_READ: dict[str, set[str]] = {
     **{f"{provider}Function": {f"{provider}Queue"} for provider in PROVIDERS},
     "MessagesFunction": set(),
@@ -103,8 +107,9 @@ GRANTING_TYPES = {
     "AWS::Serverless::Connector",
 }
 # Event types whose permissions this test reads; any other would grant access it does not check.
-CHECKED_EVENT_TYPES = {"Api", "SQS"}
+CHECKED_EVENT_TYPES = {"Api"}
 FUNCTION_TYPE = "AWS::Serverless::Function"
+MAPPING_TYPE = "AWS::Lambda::EventSourceMapping"
 DEFAULT_LAMBDA_TIMEOUT = 3
 DEFAULT_VISIBILITY_TIMEOUT = 30
 
@@ -201,19 +206,32 @@ def grants(document: Mapping[str, Any], function_id: str) -> tuple[dict[str, set
     return granted, problems
 
 
+def mappings(document: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    return {name: r for name, r in document["Resources"].items() if r.get("Type") == MAPPING_TYPE}
+
+
 def queues_read(document: Mapping[str, Any], function_id: str) -> tuple[set[str], list[str]]:
+    """The queues the event source mappings feeding a function read, and the problems found."""
     properties = document["Resources"][function_id].get("Properties") or {}
     read: set[str] = set()
     problems = []
     for event_id, event in (properties.get("Events") or {}).items():
         kind = event.get("Type")
         where = f"{function_id}.Events.{event_id}"
-        if kind not in CHECKED_EVENT_TYPES:
-            problems.append(f"{where}: a {kind} event grants access this test does not check")
         if kind == "SQS":
-            queues, found = _resources_named(document, (event.get("Properties") or {}).get("Queue"), where)
-            read |= queues
-            problems += found
+            problems.append(
+                f"{where}: an SQS event attaches the managed AWSLambdaSQSQueueExecutionRole (every queue);"
+                " use an AWS::Lambda::EventSourceMapping"
+            )
+        elif kind not in CHECKED_EVENT_TYPES:
+            problems.append(f"{where}: a {kind} event grants access this test does not check")
+    for mapping_id, mapping in mappings(document).items():
+        mapping_properties = mapping.get("Properties") or {}
+        if function_id not in references(mapping_properties.get("FunctionName")):
+            continue
+        queues, found = _resources_named(document, mapping_properties.get("EventSourceArn"), mapping_id)
+        read |= queues
+        problems += found
     return read, problems
 
 
@@ -243,7 +261,7 @@ def function_violations(document: Mapping[str, Any], function_id: str) -> list[s
     problems += found
     if read != QUEUES_READ[function_id]:
         problems.append(
-            f"{function_id}: its SQS events read {sorted(read)}, expected {sorted(QUEUES_READ[function_id])}"
+            f"{function_id}: its queue mappings read {sorted(read)}, expected {sorted(QUEUES_READ[function_id])}"
         )
     return problems
 
@@ -259,6 +277,11 @@ def template_violations(document: Mapping[str, Any]) -> list[str]:
         if resource.get("Type") in GRANTING_TYPES:
             problems.append(f"{name}: a {resource['Type']} grants outside the functions' Policies")
     known = set(document["Resources"])
+    functions = {name for name, r in document["Resources"].items() if r.get("Type") == FUNCTION_TYPE}
+    for name, mapping in mappings(document).items():
+        targets = references((mapping.get("Properties") or {}).get("FunctionName")) & functions
+        if len(targets) != 1:
+            problems.append(f"{name}: feeds no single function of this template, so no test reads its grants")
     problems += [f"{name}: expected in the template" for name in sorted(set(ALLOWED) - known)]
     return problems
 
@@ -347,21 +370,41 @@ def test_every_queue_redrives_to_a_dead_letter_queue_that_outlives_it(document: 
 
 def test_every_consumed_queue_hides_a_message_for_six_function_timeouts(document: dict[str, Any]) -> None:
     global_timeout = ((document.get("Globals") or {}).get("Function") or {}).get("Timeout", DEFAULT_LAMBDA_TIMEOUT)
-    consumed = 0
-    for function_id, function in _of_type(document, FUNCTION_TYPE).items():
-        properties = function.get("Properties") or {}
+    consumed = set()
+    for mapping_id, mapping in mappings(document).items():
+        (function_id,) = references(mapping["Properties"]["FunctionName"])
+        (queue_id,) = references(mapping["Properties"]["EventSourceArn"])
+        properties = document["Resources"][function_id].get("Properties") or {}
         timeout = _number(document, properties.get("Timeout", global_timeout))
-        for event in (properties.get("Events") or {}).values():
-            if event.get("Type") != "SQS":
-                continue
-            (queue_id,) = references(event["Properties"]["Queue"])
-            queue = document["Resources"][queue_id]["Properties"]
-            visibility = _number(document, queue.get("VisibilityTimeout", DEFAULT_VISIBILITY_TIMEOUT))
-            # AWS's advice for Lambda: retries of a batch must not find its messages visible again.
-            assert visibility >= 6 * timeout, f"{queue_id}: {visibility} s < 6 * {function_id}'s {timeout} s"
-            consumed += 1
+        queue = document["Resources"][queue_id]["Properties"]
+        visibility = _number(document, queue.get("VisibilityTimeout", DEFAULT_VISIBILITY_TIMEOUT))
+        # AWS's advice for Lambda: retries of a batch must not find its messages visible again.
+        assert visibility >= 6 * timeout, f"{queue_id}: {visibility} s < 6 * {function_id}'s {timeout} s"
+        consumed.add((function_id, queue_id, mapping_id))
 
-    assert consumed == len(PROVIDERS)
+    assert consumed == {(f"{p}Function", f"{p}Queue", f"{p}QueueMapping") for p in PROVIDERS}
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_each_queue_mapping_reports_failed_records_and_bounds_its_pollers(
+    document: dict[str, Any], provider: str
+) -> None:
+    properties = document["Resources"][f"{provider}QueueMapping"]["Properties"]
+
+    # Without ReportBatchItemFailures, one failed number would resend the whole batch.
+    assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert properties["ScalingConfig"]["MaximumConcurrency"] == {"Ref": f"{provider}QueueMaxConcurrency"}
+    assert properties["BatchSize"] == {"Ref": "QueueBatchSize"}
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_each_provider_function_may_consume_its_own_queue_and_no_other(document: dict[str, Any], provider: str) -> None:
+    granted, problems = grants(document, f"{provider}Function")
+
+    assert not problems
+    assert granted[f"{provider}Queue"] == CONSUME_ACTIONS
+    queues = {name for name, r in document["Resources"].items() if r.get("Type") == "AWS::SQS::Queue"}
+    assert {q for q in granted if q in queues} == {f"{provider}Queue", f"{provider}DeadLetterQueue"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -414,14 +457,40 @@ def _messages_writes_the_log(document: dict[str, Any]) -> None:
 
 
 def _messages_consumes_a_queue(document: dict[str, Any]) -> None:
-    event = {"Type": "SQS", "Properties": {"Queue": {"Fn::GetAtt": ["PolyvQueue", "Arn"]}}}
-    _function(document, "MessagesFunction")["Events"]["Queue"] = event
+    document["Resources"]["MessagesQueueMapping"] = {
+        "Type": MAPPING_TYPE,
+        "Properties": {
+            "FunctionName": {"Ref": "MessagesFunction"},
+            "EventSourceArn": {"Fn::GetAtt": ["PolyvQueue", "Arn"]},
+        },
+    }
 
 
 def _reads_another_providers_queue(document: dict[str, Any]) -> None:
-    _function(document, "RonglianFunction")["Events"]["Queue"]["Properties"]["Queue"] = {
+    document["Resources"]["RonglianQueueMapping"]["Properties"]["EventSourceArn"] = {
         "Fn::GetAtt": ["AliyunQueue", "Arn"]
     }
+
+
+def _an_sqs_event(document: dict[str, Any]) -> None:
+    event = {"Type": "SQS", "Properties": {"Queue": {"Fn::GetAtt": ["PolyvQueue", "Arn"]}}}
+    _function(document, "PolyvFunction")["Events"]["Queue"] = event
+
+
+def _consumes_another_providers_queue(document: dict[str, Any]) -> None:
+    _function(document, "PolyvFunction")["Policies"].append(
+        {
+            "Statement": [
+                {"Effect": "Allow", "Action": "sqs:ReceiveMessage", "Resource": {"Fn::GetAtt": ["AliyunQueue", "Arn"]}}
+            ]
+        }
+    )
+
+
+def _poller_policy_template(document: dict[str, Any]) -> None:
+    _function(document, "AliyunFunction")["Policies"].append(
+        {"SQSPollerPolicy": {"QueueName": {"Fn::GetAtt": ["AliyunQueue", "QueueName"]}}}
+    )
 
 
 def _crud_policy_template(document: dict[str, Any]) -> None:
@@ -472,11 +541,17 @@ WIDENINGS: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
         "MessagesFunction: ['secretsmanager:GetSecretValue'] on PolyvSecret",
     ),
     "writes for the reader": (_messages_writes_the_log, "MessagesFunction: ['dynamodb:PutItem'] on MessageLogTable"),
-    "a queue for the reader": (_messages_consumes_a_queue, "MessagesFunction: its SQS events read ['PolyvQueue']"),
+    "a queue for the reader": (_messages_consumes_a_queue, "MessagesFunction: its queue mappings read ['PolyvQueue']"),
     "another provider's queue": (
         _reads_another_providers_queue,
-        "RonglianFunction: its SQS events read ['AliyunQueue']",
+        "RonglianFunction: its queue mappings read ['AliyunQueue']",
     ),
+    "an SQS event": (_an_sqs_event, "PolyvFunction.Events.Queue: an SQS event attaches the managed"),
+    "receive from another provider's queue": (
+        _consumes_another_providers_queue,
+        "PolyvFunction: ['sqs:ReceiveMessage'] on AliyunQueue, which it must not touch",
+    ),
+    "batch actions on its queue": (_poller_policy_template, "'sqs:ChangeMessageVisibilityBatch'"),
     "a broad policy template": (_crud_policy_template, "'dynamodb:Scan'"),
     "a wildcard inside an ARN": (_table_indexes_by_wildcard, "wildcard resource"),
     "an ARN from elsewhere": (_an_arn_from_elsewhere, "names no resource of this template"),
@@ -514,3 +589,15 @@ def test_a_policy_for_every_function_is_reported(document: dict[str, Any]) -> No
     widened["Globals"]["Function"]["Policies"] = ["AdministratorAccess"]
 
     assert template_violations(widened) == ["Globals.Function.Policies grants every function the same"]
+
+
+def test_a_mapping_feeding_a_function_from_elsewhere_is_reported(document: dict[str, Any]) -> None:
+    widened = copy.deepcopy(document)
+    widened["Resources"]["ForeignMapping"] = {
+        "Type": MAPPING_TYPE,
+        "Properties": {"FunctionName": "some-other-function", "EventSourceArn": {"Fn::GetAtt": ["PolyvQueue", "Arn"]}},
+    }
+
+    assert template_violations(widened) == [
+        "ForeignMapping: feeds no single function of this template, so no test reads its grants"
+    ]
