@@ -5,10 +5,11 @@ The expected grants are spelled out below on purpose: widening a policy (a new a
 function's secret or queue) fails here and names what was widened. The checker is tested too, on
 copies of the template widened in memory, so that it cannot quietly stop seeing anything.
 
-Queues feed the functions through explicit `AWS::Lambda::EventSourceMapping` resources: a function's
-`Type: SQS` event would make SAM attach the AWS managed policy AWSLambdaSQSQueueExecutionRole
-(receive and delete on every queue of the account), so such an event fails here. Each provider
-function instead may consume its own queue, and only that one.
+Each function runs with a role of its own, declared in the template: a role SAM generates carries the
+AWS managed AWSLambdaBasicExecutionRole (logs on every log group of the account), and a function's
+`Type: SQS` event would add AWSLambdaSQSQueueExecutionRole (every queue). Queues feed the functions
+through explicit `AWS::Lambda::EventSourceMapping` resources instead, and each role names its own
+log group and queue. The one `Resource: "*"` left is X-Ray's, which has no resource-level permissions.
 """
 
 from __future__ import annotations
@@ -28,8 +29,11 @@ PROVIDERS = ("Polyv", "Aliyun", "Ronglian")
 QUOTA_ACTIONS = {"dynamodb:UpdateItem", "dynamodb:GetItem"}
 IDEMPOTENCY_ACTIONS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
 MESSAGE_LOG_WRITE_ACTIONS = {"dynamodb:PutItem", "dynamodb:GetItem"}
-# SQSSendMessagePolicy grants `sqs:SendMessage*`, which matches exactly these two.
-SEND_ACTIONS = {"sqs:SendMessage*", "sqs:SendMessage", "sqs:SendMessageBatch"}
+SEND_ACTIONS = {"sqs:SendMessage"}
+# Lambda writes the function's logs with its role; the stack creates the log group.
+LOG_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents"}
+# Actions of a service without resource-level permissions: the only ones allowed on "*".
+UNSCOPED_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 # What Lambda's event source mapping needs from the function's role to poll a queue, and no more.
 CONSUME_ACTIONS = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"}
 
@@ -43,10 +47,16 @@ ALLOWED: dict[str, dict[str, set[str]]] = {
             "QuotaTable": QUOTA_ACTIONS,
             "IdempotencyTable": IDEMPOTENCY_ACTIONS,
             "MessageLogTable": MESSAGE_LOG_WRITE_ACTIONS,
+            f"{provider}LogGroup": LOG_ACTIONS,
+            "*": UNSCOPED_ACTIONS,
         }
         for provider in PROVIDERS
     },
-    "MessagesFunction": {"MessageLogTable": {"dynamodb:GetItem"}},
+    "MessagesFunction": {
+        "MessageLogTable": {"dynamodb:GetItem"},
+        "MessagesLogGroup": LOG_ACTIONS,
+        "*": UNSCOPED_ACTIONS,
+    },
 }
 # Function → the queues its event source mappings may read.
 QUEUES_READ: dict[str, set[str]] = {
@@ -54,53 +64,8 @@ QUEUES_READ: dict[str, set[str]] = {
     "MessagesFunction": set(),
 }
 
-# The SAM policy templates this test understands: the parameter naming the resource, and the actions
-# SAM writes for it (from samtranslator's policy_templates.json). An unknown template fails the test
-# rather than pass unread.
-POLICY_TEMPLATES: Mapping[str, tuple[str, tuple[str, ...]]] = {
-    "AWSSecretsManagerGetSecretValuePolicy": ("SecretArn", ("secretsmanager:GetSecretValue",)),
-    "SQSSendMessagePolicy": ("QueueName", ("sqs:SendMessage*",)),
-    "SQSPollerPolicy": (
-        "QueueName",
-        (
-            "sqs:ChangeMessageVisibility",
-            "sqs:ChangeMessageVisibilityBatch",
-            "sqs:DeleteMessage",
-            "sqs:DeleteMessageBatch",
-            "sqs:GetQueueAttributes",
-            "sqs:ReceiveMessage",
-        ),
-    ),
-    "DynamoDBReadPolicy": (
-        "TableName",
-        (
-            "dynamodb:GetItem",
-            "dynamodb:Scan",
-            "dynamodb:Query",
-            "dynamodb:BatchGetItem",
-            "dynamodb:DescribeTable",
-        ),
-    ),
-    "DynamoDBWritePolicy": ("TableName", ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem")),
-    "DynamoDBCrudPolicy": (
-        "TableName",
-        (
-            "dynamodb:GetItem",
-            "dynamodb:DeleteItem",
-            "dynamodb:PutItem",
-            "dynamodb:Scan",
-            "dynamodb:Query",
-            "dynamodb:UpdateItem",
-            "dynamodb:BatchWriteItem",
-            "dynamodb:BatchGetItem",
-            "dynamodb:DescribeTable",
-            "dynamodb:ConditionCheckItem",
-        ),
-    ),
-}
-# Ways to grant a function's role something besides its Policies.
+# Ways to grant a role something besides its own Policies.
 GRANTING_TYPES = {
-    "AWS::IAM::Role",
     "AWS::IAM::Policy",
     "AWS::IAM::ManagedPolicy",
     "AWS::IAM::RolePolicy",
@@ -110,6 +75,8 @@ GRANTING_TYPES = {
 CHECKED_EVENT_TYPES = {"Api"}
 FUNCTION_TYPE = "AWS::Serverless::Function"
 MAPPING_TYPE = "AWS::Lambda::EventSourceMapping"
+ROLE_TYPE = "AWS::IAM::Role"
+LAMBDA_PRINCIPAL = {"Service": "lambda.amazonaws.com"}
 DEFAULT_LAMBDA_TIMEOUT = 3
 DEFAULT_VISIBILITY_TIMEOUT = 30
 
@@ -154,11 +121,42 @@ def _resources_named(document: Mapping[str, Any], expression: Any, where: str) -
     return named, problems
 
 
+def role_of(document: Mapping[str, Any], function_id: str) -> tuple[str | None, list[str]]:
+    """The logical id of the template role a function runs with, and what is wrong with it."""
+    properties = document["Resources"][function_id].get("Properties") or {}
+    if "Role" not in properties:
+        return None, [
+            f"{function_id}: no Role, so SAM generates one with the managed AWSLambdaBasicExecutionRole"
+            " (logs on every log group)"
+        ]
+    role = properties["Role"]
+    target = role.get("Fn::GetAtt") if isinstance(role, dict) else None
+    if isinstance(target, str):
+        target = target.split(".", 1)
+    if not (isinstance(target, list) and target[1:] == ["Arn"] and target[0] in document["Resources"]):
+        return None, [f"{function_id}: Role {role!r} is not a role of this template"]
+    if document["Resources"][target[0]].get("Type") != ROLE_TYPE:
+        return None, [f"{function_id}: Role names {target[0]}, which is not an {ROLE_TYPE}"]
+    return str(target[0]), []
+
+
 def grants(document: Mapping[str, Any], function_id: str) -> tuple[dict[str, set[str]], list[str]]:
-    """What a function's Policies allow, as resource logical id → actions, and the problems found."""
+    """What a function's role allows, as resource logical id ("*" for any) → actions, and the problems."""
     properties = document["Resources"][function_id].get("Properties") or {}
     granted: dict[str, set[str]] = {}
     problems: list[str] = []
+    if "Policies" in properties:
+        problems.append(f"{function_id}.Policies: SAM policies beside the function's own role")
+    role_id, problems_of_role = role_of(document, function_id)
+    problems += problems_of_role
+    if role_id is None:
+        return granted, problems
+    role = document["Resources"][role_id].get("Properties") or {}
+    for arn in _as_list(role.get("ManagedPolicyArns") or []):
+        problems.append(f"{role_id}: managed policy {arn!r} is not scoped to this template's resources")
+    for statement in _as_list((role.get("AssumeRolePolicyDocument") or {}).get("Statement") or []):
+        if statement.get("Effect") == "Allow" and statement.get("Principal") != LAMBDA_PRINCIPAL:
+            problems.append(f"{role_id}: may be assumed by {statement.get('Principal')!r}, not only by Lambda")
 
     def allow(resources: set[str], actions: list[Any], where: str) -> None:
         for action in actions:
@@ -168,41 +166,24 @@ def grants(document: Mapping[str, Any], function_id: str) -> tuple[dict[str, set
             for resource in resources:
                 granted.setdefault(resource, set()).add(action)
 
-    for index, policy in enumerate(_as_list(properties.get("Policies") or [])):
-        where = f"{function_id}.Policies[{index}]"
-        if isinstance(policy, str):
-            problems.append(f"{where}: managed policy {policy!r} is not scoped to this template's resources")
-            continue
-        if not isinstance(policy, dict):
-            problems.append(f"{where}: {policy!r} is neither a policy template nor a policy document")
-            continue
-        if "Statement" in policy:
-            for number, statement in enumerate(_as_list(policy["Statement"])):
-                here = f"{where}.Statement[{number}]"
-                if statement.get("Effect") == "Deny":
-                    continue  # only ever narrows
-                for widening in ("NotAction", "NotResource"):
-                    if widening in statement:
-                        problems.append(f"{here}: {widening} grants everything it does not name")
-                if "Resource" not in statement:
-                    problems.append(f"{here}: names no Resource")
-                    continue
+    for index, policy in enumerate(_as_list(role.get("Policies") or [])):
+        where = f"{role_id}.Policies[{index}]"
+        for number, statement in enumerate(_as_list((policy.get("PolicyDocument") or {}).get("Statement") or [])):
+            here = f"{where}.Statement[{number}]"
+            if statement.get("Effect") == "Deny":
+                continue  # only ever narrows
+            for widening in ("NotAction", "NotResource"):
+                if widening in statement:
+                    problems.append(f"{here}: {widening} grants everything it does not name")
+            if "Resource" not in statement:
+                problems.append(f"{here}: names no Resource")
+                continue
+            if statement["Resource"] in ("*", ["*"]):
+                resources = {"*"}  # judged by its actions: UNSCOPED_ACTIONS only
+            else:
                 resources, found = _resources_named(document, statement["Resource"], here)
                 problems += found
-                allow(resources, _as_list(statement.get("Action") or []), here)
-            continue
-        for name, parameters in policy.items():
-            here = f"{where}.{name}"
-            if name not in POLICY_TEMPLATES:
-                problems.append(f"{here}: unknown policy template; teach POLICY_TEMPLATES what it grants")
-                continue
-            parameter, actions = POLICY_TEMPLATES[name]
-            if not isinstance(parameters, dict) or parameter not in parameters:
-                problems.append(f"{here}: {parameter} is missing")
-                continue
-            resources, found = _resources_named(document, parameters[parameter], here)
-            problems += found
-            allow(resources, list(actions), here)
+            allow(resources, _as_list(statement.get("Action") or []), here)
     return granted, problems
 
 
@@ -239,10 +220,7 @@ def function_violations(document: Mapping[str, Any], function_id: str) -> list[s
     """Everything a function is granted beyond ALLOWED and QUEUES_READ (and grants it lost)."""
     if function_id not in ALLOWED:
         return [f"{function_id}: a function this test does not know; add its grants to ALLOWED and QUEUES_READ"]
-    properties = document["Resources"][function_id].get("Properties") or {}
     problems = []
-    if "Role" in properties:
-        problems.append(f"{function_id}: Role replaces the Policies this test reads")
     granted, found = grants(document, function_id)
     problems += found
     allowed = ALLOWED[function_id]
@@ -275,9 +253,17 @@ def template_violations(document: Mapping[str, Any]) -> list[str]:
             problems.append(f"Globals.Function.{key} grants every function the same")
     for name, resource in document["Resources"].items():
         if resource.get("Type") in GRANTING_TYPES:
-            problems.append(f"{name}: a {resource['Type']} grants outside the functions' Policies")
+            problems.append(f"{name}: a {resource['Type']} grants outside the functions' roles")
     known = set(document["Resources"])
     functions = {name for name, r in document["Resources"].items() if r.get("Type") == FUNCTION_TYPE}
+    users: dict[str, list[str]] = {}
+    for function_id in sorted(functions):
+        role_id, _ = role_of(document, function_id)
+        if role_id is not None:
+            users.setdefault(role_id, []).append(function_id)
+    for name, resource in document["Resources"].items():
+        if resource.get("Type") == ROLE_TYPE and len(users.get(name, [])) != 1:
+            problems.append(f"{name}: a role must belong to exactly one function, not {users.get(name, [])}")
     for name, mapping in mappings(document).items():
         targets = references((mapping.get("Properties") or {}).get("FunctionName")) & functions
         if len(targets) != 1:
@@ -417,43 +403,49 @@ def _function(document: dict[str, Any], function_id: str) -> dict[str, Any]:
     return properties
 
 
-def _statements(document: dict[str, Any], function_id: str) -> list[dict[str, Any]]:
-    policies = _function(document, function_id)["Policies"]
-    return next(p["Statement"] for p in policies if isinstance(p, dict) and "Statement" in p)
+def _role(document: dict[str, Any], function_id: str) -> dict[str, Any]:
+    role_id = _function(document, function_id)["Role"]["Fn::GetAtt"][0]
+    properties: dict[str, Any] = document["Resources"][role_id]["Properties"]
+    return properties
+
+
+def _statement(document: dict[str, Any], function_id: str, sid: str) -> dict[str, Any]:
+    statements = _role(document, function_id)["Policies"][0]["PolicyDocument"]["Statement"]
+    found: dict[str, Any] = next(s for s in statements if s.get("Sid") == sid)
+    return found
+
+
+def _grant(document: dict[str, Any], function_id: str, action: Any, resource: Any) -> None:
+    statements = _role(document, function_id)["Policies"][0]["PolicyDocument"]["Statement"]
+    statements.append({"Effect": "Allow", "Action": action, "Resource": resource})
 
 
 def _any_resource(document: dict[str, Any]) -> None:
-    _statements(document, "PolyvFunction")[0]["Resource"] = "*"
+    _statement(document, "PolyvFunction", "QuotaCounters")["Resource"] = "*"
 
 
 def _scan_the_quota_table(document: dict[str, Any]) -> None:
-    _statements(document, "PolyvFunction")[0]["Action"].append("dynamodb:Scan")
+    _statement(document, "PolyvFunction", "QuotaCounters")["Action"].append("dynamodb:Scan")
 
 
 def _every_dynamodb_action(document: dict[str, Any]) -> None:
-    _statements(document, "RonglianFunction")[1]["Action"] = "dynamodb:*"
+    _statement(document, "RonglianFunction", "IdempotencyRecords")["Action"] = "dynamodb:*"
 
 
 def _another_providers_secret(document: dict[str, Any]) -> None:
-    _function(document, "PolyvFunction")["Policies"].append(
-        {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": {"Ref": "AliyunSecret"}}}
-    )
+    _grant(document, "PolyvFunction", "secretsmanager:GetSecretValue", {"Ref": "AliyunSecret"})
 
 
 def _another_providers_dead_letter_queue(document: dict[str, Any]) -> None:
-    _function(document, "AliyunFunction")["Policies"].append(
-        {"SQSSendMessagePolicy": {"QueueName": {"Fn::GetAtt": ["PolyvDeadLetterQueue", "QueueName"]}}}
-    )
+    _grant(document, "AliyunFunction", "sqs:SendMessage", {"Fn::GetAtt": ["PolyvDeadLetterQueue", "Arn"]})
 
 
 def _messages_reads_a_secret(document: dict[str, Any]) -> None:
-    _function(document, "MessagesFunction")["Policies"].append(
-        {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": {"Ref": "PolyvSecret"}}}
-    )
+    _grant(document, "MessagesFunction", "secretsmanager:GetSecretValue", {"Ref": "PolyvSecret"})
 
 
 def _messages_writes_the_log(document: dict[str, Any]) -> None:
-    _statements(document, "MessagesFunction")[0]["Action"].append("dynamodb:PutItem")
+    _statement(document, "MessagesFunction", "MessageLogRead")["Action"].append("dynamodb:PutItem")
 
 
 def _messages_consumes_a_queue(document: dict[str, Any]) -> None:
@@ -478,54 +470,59 @@ def _an_sqs_event(document: dict[str, Any]) -> None:
 
 
 def _consumes_another_providers_queue(document: dict[str, Any]) -> None:
-    _function(document, "PolyvFunction")["Policies"].append(
-        {
-            "Statement": [
-                {"Effect": "Allow", "Action": "sqs:ReceiveMessage", "Resource": {"Fn::GetAtt": ["AliyunQueue", "Arn"]}}
-            ]
-        }
-    )
+    _grant(document, "PolyvFunction", "sqs:ReceiveMessage", {"Fn::GetAtt": ["AliyunQueue", "Arn"]})
 
 
-def _poller_policy_template(document: dict[str, Any]) -> None:
-    _function(document, "AliyunFunction")["Policies"].append(
-        {"SQSPollerPolicy": {"QueueName": {"Fn::GetAtt": ["AliyunQueue", "QueueName"]}}}
-    )
+def _batch_actions_on_its_queue(document: dict[str, Any]) -> None:
+    _statement(document, "AliyunFunction", "QueueConsumer")["Action"].append("sqs:DeleteMessageBatch")
 
 
-def _crud_policy_template(document: dict[str, Any]) -> None:
-    _function(document, "PolyvFunction")["Policies"].append(
-        {"DynamoDBCrudPolicy": {"TableName": {"Ref": "QuotaTable"}}}
-    )
+def _logs_anywhere(document: dict[str, Any]) -> None:
+    _statement(document, "RonglianFunction", "OwnLogGroup")["Resource"] = "*"
+
+
+def _another_functions_log_group(document: dict[str, Any]) -> None:
+    _statement(document, "MessagesFunction", "OwnLogGroup")["Resource"] = {"Fn::GetAtt": ["PolyvLogGroup", "Arn"]}
 
 
 def _table_indexes_by_wildcard(document: dict[str, Any]) -> None:
-    _statements(document, "PolyvFunction")[0]["Resource"] = {"Fn::Sub": "${QuotaTable.Arn}/index/*"}
+    _statement(document, "PolyvFunction", "QuotaCounters")["Resource"] = {"Fn::Sub": "${QuotaTable.Arn}/index/*"}
 
 
 def _an_arn_from_elsewhere(document: dict[str, Any]) -> None:
-    _statements(document, "AliyunFunction")[2]["Resource"] = "arn:aws:dynamodb:us-east-1:123456789012:table/other"
+    _statement(document, "AliyunFunction", "MessageLogWrite")["Resource"] = (
+        "arn:aws:dynamodb:us-east-1:123456789012:table/other"
+    )
 
 
 def _managed_policy(document: dict[str, Any]) -> None:
-    _function(document, "MessagesFunction")["Policies"].append("AmazonDynamoDBFullAccess")
+    _role(document, "MessagesFunction")["ManagedPolicyArns"] = ["arn:aws:iam::aws:policy/AmazonDynamoDBFullAccess"]
 
 
-def _unknown_policy_template(document: dict[str, Any]) -> None:
-    _function(document, "PolyvFunction")["Policies"].append({"S3FullAccessPolicy": {"BucketName": "x"}})
+def _sam_policies(document: dict[str, Any]) -> None:
+    _function(document, "PolyvFunction")["Policies"] = [{"DynamoDBCrudPolicy": {"TableName": {"Ref": "QuotaTable"}}}]
 
 
 def _not_resource(document: dict[str, Any]) -> None:
-    statement = _statements(document, "PolyvFunction")[0]
+    statement = _statement(document, "PolyvFunction", "QuotaCounters")
     statement["NotResource"] = statement.pop("Resource")
 
 
-def _own_role(document: dict[str, Any]) -> None:
+def _a_role_from_elsewhere(document: dict[str, Any]) -> None:
     _function(document, "PolyvFunction")["Role"] = "arn:aws:iam::123456789012:role/admin"
 
 
+def _the_role_sam_would_generate(document: dict[str, Any]) -> None:
+    del _function(document, "MessagesFunction")["Role"]
+
+
+def _assumed_by_anyone(document: dict[str, Any]) -> None:
+    statement = _role(document, "AliyunFunction")["AssumeRolePolicyDocument"]["Statement"][0]
+    statement["Principal"] = {"AWS": "*"}
+
+
 WIDENINGS: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
-    "Resource: *": (_any_resource, "PolyvFunction.Policies[1].Statement[0]: wildcard resource '*'"),
+    "Resource: *": (_any_resource, "PolyvFunction: ['dynamodb:GetItem', 'dynamodb:UpdateItem'] on *"),
     "an extra action": (_scan_the_quota_table, "['dynamodb:Scan'] on QuotaTable"),
     "an action wildcard": (_every_dynamodb_action, "['dynamodb:*'] on IdempotencyTable"),
     "another provider's secret": (
@@ -534,7 +531,7 @@ WIDENINGS: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
     ),
     "another provider's DLQ": (
         _another_providers_dead_letter_queue,
-        "AliyunFunction: ['sqs:SendMessage*'] on PolyvDeadLetterQueue",
+        "AliyunFunction: ['sqs:SendMessage'] on PolyvDeadLetterQueue",
     ),
     "a secret for the reader": (
         _messages_reads_a_secret,
@@ -551,14 +548,20 @@ WIDENINGS: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
         _consumes_another_providers_queue,
         "PolyvFunction: ['sqs:ReceiveMessage'] on AliyunQueue, which it must not touch",
     ),
-    "batch actions on its queue": (_poller_policy_template, "'sqs:ChangeMessageVisibilityBatch'"),
-    "a broad policy template": (_crud_policy_template, "'dynamodb:Scan'"),
+    "batch actions on its queue": (_batch_actions_on_its_queue, "['sqs:DeleteMessageBatch'] on AliyunQueue"),
+    "logs anywhere": (_logs_anywhere, "RonglianFunction: ['logs:CreateLogStream', 'logs:PutLogEvents'] on *"),
+    "another function's log group": (
+        _another_functions_log_group,
+        "MessagesFunction: ['logs:CreateLogStream', 'logs:PutLogEvents'] on PolyvLogGroup",
+    ),
     "a wildcard inside an ARN": (_table_indexes_by_wildcard, "wildcard resource"),
     "an ARN from elsewhere": (_an_arn_from_elsewhere, "names no resource of this template"),
-    "a managed policy": (_managed_policy, "managed policy 'AmazonDynamoDBFullAccess'"),
-    "an unknown policy template": (_unknown_policy_template, "S3FullAccessPolicy: unknown policy template"),
+    "a managed policy": (_managed_policy, "managed policy 'arn:aws:iam::aws:policy/AmazonDynamoDBFullAccess'"),
+    "SAM policies": (_sam_policies, "PolyvFunction.Policies: SAM policies beside the function's own role"),
     "NotResource": (_not_resource, "NotResource grants everything it does not name"),
-    "a role of its own": (_own_role, "PolyvFunction: Role replaces the Policies"),
+    "a role from elsewhere": (_a_role_from_elsewhere, "PolyvFunction: Role 'arn:aws:iam::123456789012:role/admin'"),
+    "the role SAM would generate": (_the_role_sam_would_generate, "MessagesFunction: no Role, so SAM generates"),
+    "a role anyone may assume": (_assumed_by_anyone, "AliyunFunctionRole: may be assumed by {'AWS': '*'}"),
 }
 
 
@@ -577,11 +580,21 @@ def test_a_widened_policy_is_reported(document: dict[str, Any], widening: str) -
     ("kind", "name"),
     [("AWS::IAM::Policy", "ExtraPolicy"), ("AWS::Serverless::Connector", "PolyvToEverything")],
 )
-def test_a_grant_beside_the_policies_is_reported(document: dict[str, Any], kind: str, name: str) -> None:
+def test_a_grant_beside_the_roles_is_reported(document: dict[str, Any], kind: str, name: str) -> None:
     widened = copy.deepcopy(document)
     widened["Resources"][name] = {"Type": kind, "Properties": {}}
 
-    assert template_violations(widened) == [f"{name}: a {kind} grants outside the functions' Policies"]
+    assert template_violations(widened) == [f"{name}: a {kind} grants outside the functions' roles"]
+
+
+def test_a_role_shared_by_two_functions_is_reported(document: dict[str, Any]) -> None:
+    widened = copy.deepcopy(document)
+    _function(widened, "MessagesFunction")["Role"] = {"Fn::GetAtt": ["PolyvFunctionRole", "Arn"]}
+
+    assert sorted(template_violations(widened)) == [
+        "MessagesFunctionRole: a role must belong to exactly one function, not []",
+        "PolyvFunctionRole: a role must belong to exactly one function, not ['MessagesFunction', 'PolyvFunction']",
+    ]
 
 
 def test_a_policy_for_every_function_is_reported(document: dict[str, Any]) -> None:
