@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -190,3 +191,100 @@ def test_open_limits_make_no_calls(ledger: Ledger) -> None:
     quotas = ledger(OPEN)
     assert quotas.windows(SUBJECT, "13800138000") == []
     assert list(quotas.reserve(SUBJECT, ["13800138000"]).granted) == ["13800138000"]
+
+
+def test_a_request_of_many_numbers_takes_each_numbers_windows_in_one_item(
+    ledger: Ledger, dynamodb_url: str, table: str
+) -> None:
+    now = datetime(2026, 11, 22, 10, 30, 15, tzinfo=SHANGHAI)
+    quotas = ledger(
+        Limits(phone_per_minute=1, phone_per_hour=5, phone_per_day=10, account_per_day=0, ip_per_day=0), lambda: now
+    )
+    phones = [f"138{i:08d}" for i in range(3)]
+
+    reservation = quotas.reserve(SUBJECT, phones)
+
+    assert list(reservation.granted) == phones
+    # Read back after the transaction: the minute's 1 of 1 is the tightest
+    assert reservation.remaining == dict.fromkeys(phones, 0)
+    items = dynamodb_client(dynamodb_url).scan(TableName=table)["Items"]
+    assert len(items) == 3
+    for item in items:
+        assert {k: v["N"] for k, v in item.items() if k not in {"pk", "expires_at"}} == {
+            "m1030": "1",
+            "h10": "1",
+            "d": "1",
+        }
+        assert item["pk"]["S"].endswith("#20261122")
+        assert "138" not in item["pk"]["S"], "the number is digested"
+
+
+def test_numbers_refused_by_their_own_limits_leave_the_others_granted(ledger: Ledger) -> None:
+    quotas = ledger(Limits(phone_per_minute=0, phone_per_hour=0, phone_per_day=2, account_per_day=0, ip_per_day=0))
+    phones = [f"139{i:08d}" for i in range(150)]
+    used_up = phones[10:12] + phones[120:121]
+    for _ in range(2):
+        assert set(quotas.reserve(SUBJECT, used_up).granted) == set(used_up)
+
+    reservation = quotas.reserve(SUBJECT, phones)
+
+    assert set(reservation.denied) == set(used_up)
+    assert {(d.scope, d.period) for d in reservation.denied.values()} == {("phone", "day")}
+    assert list(reservation.granted) == [p for p in phones if p not in used_up]
+    assert set(reservation.remaining.values()) == {1}
+    # Each granted number holds one unit: a second request takes the last, a third none
+    assert len(quotas.reserve(SUBJECT, phones).granted) == 147
+    assert not quotas.reserve(SUBJECT, phones).granted
+
+
+def test_concurrent_requests_sharing_numbers_grant_each_number_exactly_its_limit(ledger: Ledger) -> None:
+    quotas = ledger(Limits(phone_per_minute=0, phone_per_hour=0, phone_per_day=3, account_per_day=0, ip_per_day=0))
+    phones = [f"137{i:08d}" for i in range(20)]
+
+    # 30 requests of 10 numbers each, overlapping: transactions conflict and refuse one another
+    results = concurrently(30, lambda i: quotas.reserve(SUBJECT, [phones[(i + k) % 20] for k in range(10)]))
+
+    granted = Counter(p for r in results for p in r.granted)
+    assert granted == dict.fromkeys(phones, 3)
+    assert sum(len(r.denied) for r in results) == 30 * 10 - 20 * 3
+
+
+def test_refunding_numbers_granted_together_gives_their_units_back(ledger: Ledger) -> None:
+    quotas = ledger(Limits(phone_per_minute=1, phone_per_hour=5, phone_per_day=10, account_per_day=3, ip_per_day=0))
+    phones = ["13800138000", "13900139000", "13700137000"]
+    reservation = quotas.reserve(SUBJECT, phones)
+    assert reservation.remaining == dict.fromkeys(phones, 0)
+
+    quotas.refund(reservation, phones[:2])
+
+    # A refunded number's report counts its unit back
+    assert reservation.remaining == {phones[0]: 1, phones[1]: 1, phones[2]: 0}
+    assert reservation.shared_remaining == {"account": 2}
+    again = quotas.reserve(SUBJECT, phones)
+    assert list(again.granted) == phones[:2]
+    assert again.denied[phones[2]].period == "minute"
+
+
+def test_a_failed_read_back_loses_only_the_report(ledger: Ledger, dynamodb_url: str, table: str) -> None:
+    quotas = ledger(Limits(phone_per_minute=1, phone_per_hour=0, phone_per_day=0, account_per_day=0, ip_per_day=0))
+    phones = ["13800138000", "13900139000"]
+    real = quotas.client
+    calls: list[str] = []
+
+    class NoBatchGet:
+        """DynamoDB Local, except that the read-back finds it gone."""
+
+        def __getattr__(self, name: str) -> Any:
+            calls.append(name)
+            if name == "batch_get_item":
+                return dynamodb_client(f"http://127.0.0.1:{free_port()}").batch_get_item
+            return getattr(real, name)
+
+    quotas._client = NoBatchGet()
+
+    reservation = quotas.reserve(SUBJECT, phones)
+
+    assert list(reservation.granted) == phones
+    assert reservation.remaining == {}
+    assert "transact_write_items" in calls
+    assert "batch_get_item" in calls

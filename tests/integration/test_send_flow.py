@@ -242,14 +242,15 @@ class TestMessageLog:
         assert 29.9 < days <= 30
 
 
-@pytest.mark.parametrize("count", [1, 10, 100])
+@pytest.mark.parametrize("count", [1, 10, 100, 250])
 @pytest.mark.parametrize("key", [None, "calls"], ids=["no-key", "idempotency-key"])
 def test_dynamodb_calls_per_request(
     polyv: Any, sandbox: ProviderSandbox, monkeypatch: pytest.MonkeyPatch, count: int, key: str | None
 ) -> None:
-    """The figures the README states: with default limits, three counters per number (minute,
-    hour, day) plus the account and IP counters, one message log record, and with an
-    Idempotency-Key Powertools' record written before and completed after."""
+    """The figures the README states: with default limits, one update for a single number's item
+    (its minute, hour and day) or one transaction per 100 numbers and one read-back of what is
+    left, plus the account and IP counters, one message log record, and with an Idempotency-Key
+    Powertools' record written before and completed after."""
     polyv("")
     calls: Counter[str] = Counter()
     session = boto3.session.Session()
@@ -260,7 +261,13 @@ def test_dynamodb_calls_per_request(
     status, body = invoke("polyv", polyv_event(*phones, key=key))
 
     assert (status, body["summary"]["accepted"]) == (200, count)
-    expected = Counter({"UpdateItem": 3 * count + 2, "PutItem": 1})
+    if count == 1:
+        expected = Counter({"UpdateItem": 3, "PutItem": 1})
+    else:
+        chunks = -(-count // 100)
+        expected = Counter({"UpdateItem": 2, "TransactWriteItems": chunks, "BatchGetItem": chunks, "PutItem": 1})
     if key is not None:
         expected.update({"PutItem": 1, "UpdateItem": 1})
+    # And every number's result says what is left of its tightest window (the minute: 1 of 1 used)
+    assert {r["quota"]["remaining"] for r in body["results"]} == {0}
     assert calls == expected

@@ -26,7 +26,8 @@ from local.template import load_document, references
 TEMPLATE = Path(__file__).parents[2] / "template.yaml"
 PROVIDERS = ("Polyv", "Aliyun", "Ronglian")
 
-QUOTA_ACTIONS = {"dynamodb:UpdateItem", "dynamodb:GetItem"}
+# TransactWriteItems is authorised per action inside it (UpdateItem); BatchGetItem is its own action.
+QUOTA_ACTIONS = {"dynamodb:UpdateItem", "dynamodb:GetItem", "dynamodb:BatchGetItem"}
 IDEMPOTENCY_ACTIONS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
 MESSAGE_LOG_WRITE_ACTIONS = {"dynamodb:PutItem", "dynamodb:GetItem"}
 SEND_ACTIONS = {"sqs:SendMessage"}
@@ -522,7 +523,10 @@ def _assumed_by_anyone(document: dict[str, Any]) -> None:
 
 
 WIDENINGS: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
-    "Resource: *": (_any_resource, "PolyvFunction: ['dynamodb:GetItem', 'dynamodb:UpdateItem'] on *"),
+    "Resource: *": (
+        _any_resource,
+        "PolyvFunction: ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem'] on *",
+    ),
     "an extra action": (_scan_the_quota_table, "['dynamodb:Scan'] on QuotaTable"),
     "an action wildcard": (_every_dynamodb_action, "['dynamodb:*'] on IdempotencyTable"),
     "another provider's secret": (

@@ -1,22 +1,29 @@
 """Quotas in DynamoDB: per phone number, per account (tenant) and per source IP.
 
-Every counter is one item per fixed window (the window's start is part of its key), changed only
-by atomic conditional updates (`ADD used :n` if `used <= limit - n`), so concurrent workers can
-never push a counter past its limit. A window that has passed is simply never addressed again: an
-expired item that TTL has not yet deleted cannot count, whatever TTL's lag.
+Counters live in fixed windows. A number's windows of one day (its minute, its hour, the day) are
+attributes of one item keyed by the number's digest and the day (`m1030`, `h10`, `d`); the account's
+and the source IP's day are one item each (`used`). Counters change only by atomic conditional
+updates (`ADD` if every window has room), so concurrent workers can never push a counter past its
+limit. A window that has passed is simply never addressed again: an expired item that TTL has not
+yet deleted cannot count, whatever TTL's lag.
 
-All the updates of a request are issued at once. Shared scopes (account, IP) are reserved for the
-whole request in one update each; if the whole request does not fit, what is left is granted to
-the first numbers in the order given. A number is granted only if all its windows and its share of
-the shared scopes are; whatever was reserved for a number that is not sent is given back.
+All the updates of a request are issued at once: one update per shared scope, reserving for the
+whole request, and the numbers' items in transactions of up to 100 (one `UpdateItem` for a single
+number). A transaction is all or nothing, so a number refused by its own limits is named in the
+cancellation and the others are taken again without it. If the shared scopes cannot take the whole
+request, what is left is granted to the first numbers in the order given; whatever was reserved
+for a number that is not sent is given back.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import random
 import threading
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,6 +35,15 @@ from smsgw.errors import DependencyUnavailable
 from smsgw.providers.base import Clock, utc_now
 
 TTL_GRACE = timedelta(minutes=5)
+# DynamoDB's ceiling on the actions of one transaction, and on the keys of one BatchGetItem.
+TRANSACTION_ITEMS = 100
+BATCH_GET_KEYS = 100
+# A transaction cancelled for reasons other than a refusal (a conflict with another writer, a
+# throttle) is tried again this many times before its numbers are taken one by one.
+TRANSACTION_ATTEMPTS = 3
+# An update that meets a transaction in flight on its item is tried again this many times.
+CONFLICT_ATTEMPTS = 5
+_RETRYABLE_CANCELLATIONS = {"None", "TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +74,9 @@ class Window:
     period: str
     """`minute`, `hour` or `day`."""
     key: str
+    """The item holding the counter."""
+    attribute: str
+    """The counter's attribute in that item."""
     limit: int
     ends_at: datetime
 
@@ -70,17 +89,33 @@ class Denial:
     """Seconds until the window that refused the number ends."""
 
 
+Counts = dict[str, int]
+"""A counter item's windows as read or written: attribute → units used."""
+
+
 @dataclass(slots=True)
 class Reservation:
     """What a request holds: units per granted number and per shared scope."""
 
     granted: dict[str, list[Window]] = field(default_factory=dict)
-    remaining: dict[str, int] = field(default_factory=dict)
-    """Per granted number: what is left in its tightest window after this send."""
     denied: dict[str, Denial] = field(default_factory=dict)
     shared: dict[str, tuple[Window, int]] = field(default_factory=dict)
     """Per shared scope: its window and the units this request still holds."""
     shared_remaining: dict[str, int] = field(default_factory=dict)
+    known_remaining: dict[str, int] = field(default_factory=dict, repr=False)
+    pending_remaining: Future[dict[str, int]] | None = field(default=None, repr=False)
+    """A transaction tells nothing of the counts it left: they are read while the provider sends."""
+
+    @property
+    def remaining(self) -> dict[str, int]:
+        """Per granted number: what is left in its tightest window after this send (-1: no window).
+        A number whose counts could not be read is left out."""
+        if self.pending_remaining is not None:
+            pending, self.pending_remaining = self.pending_remaining, None
+            # The numbers were granted whatever happened to the read: only the report is lost.
+            with contextlib.suppress(DependencyUnavailable):
+                self.known_remaining.update(pending.result())
+        return self.known_remaining
 
     @property
     def retry_after(self) -> int:
@@ -104,6 +139,18 @@ def _period_bounds(now: datetime, period: str) -> tuple[str, datetime]:
     # lets zoneinfo fix the offset of zones with DST.
     end = (start + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
     return start.strftime("%Y%m%d"), end
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _counts(item: Mapping[str, Any], windows: Sequence[Window]) -> Counts:
+    return {w.attribute: int(item.get(w.attribute, {}).get("N", 0)) for w in windows}
+
+
+def _left(windows: Sequence[Window], counts: Counts) -> int:
+    return min((w.limit - counts[w.attribute] for w in windows), default=-1)
 
 
 class QuotaLedger:
@@ -135,6 +182,7 @@ class QuotaLedger:
     # -- windows -------------------------------------------------------------------------------
 
     def windows(self, subject: Subject, phone: str | None) -> list[Window]:
+        """A number's windows (all in one item), or with no number the shared scopes' (one item each)."""
         now = self.clock().astimezone(self.zone)
         limits = self.limits
         if phone is not None:
@@ -143,22 +191,29 @@ class QuotaLedger:
                 ("hour", limits.phone_per_hour),
                 ("day", limits.phone_per_day),
             ]
-            prefix = f"{subject.tenant}#phone#{subject.provider}#{phone_key(phone)}"
-            scope = "phone"
-            return [self._window(scope, prefix, period, limit, now) for period, limit in wanted if limit > 0]
+            day, _ = _period_bounds(now, "day")
+            key = f"{subject.tenant}#phone#{subject.provider}#{phone_key(phone)}#{day}"
+            found = []
+            for period, limit in wanted:
+                if limit <= 0:
+                    continue
+                window_id, ends_at = _period_bounds(now, period)
+                # In the day's item, the window id without the day: m1030, h10, d.
+                found.append(Window("phone", period, key, period[0] + window_id[8:], limit, ends_at))
+            return found
         shared = []
         if limits.account_per_day > 0:
             prefix = f"{subject.tenant}#account#{subject.provider}"
-            shared.append(self._window("account", prefix, "day", limits.account_per_day, now))
+            shared.append(self._shared_window("account", prefix, limits.account_per_day, now))
         if limits.ip_per_day > 0:
             prefix = f"{subject.tenant}#ip#{subject.provider}#{subject.source_ip}"
-            shared.append(self._window("ip", prefix, "day", limits.ip_per_day, now))
+            shared.append(self._shared_window("ip", prefix, limits.ip_per_day, now))
         return shared
 
     @staticmethod
-    def _window(scope: str, prefix: str, period: str, limit: int, now: datetime) -> Window:
-        window_id, ends_at = _period_bounds(now, period)
-        return Window(scope=scope, period=period, key=f"{prefix}#{period}#{window_id}", limit=limit, ends_at=ends_at)
+    def _shared_window(scope: str, prefix: str, limit: int, now: datetime) -> Window:
+        window_id, ends_at = _period_bounds(now, "day")
+        return Window(scope, "day", f"{prefix}#day#{window_id}", "used", limit, ends_at)
 
     # -- reserving -----------------------------------------------------------------------------
 
@@ -166,49 +221,57 @@ class QuotaLedger:
         reservation = Reservation()
         shared_windows = self.windows(subject, None)
         phone_windows = {phone: self.windows(subject, phone) for phone in phones}
+        counted = [phone for phone in phones if phone_windows[phone]]
 
-        shared_jobs = [self._pool.submit(self._take, w, len(phones)) for w in shared_windows]
-        phone_jobs = {
-            phone: [self._pool.submit(self._take, w, 1) for w in windows] for phone, windows in phone_windows.items()
-        }
+        shared_jobs = [self._pool.submit(self._take, [w], len(phones)) for w in shared_windows]
+        chunks = [counted[i : i + TRANSACTION_ITEMS] for i in range(0, len(counted), TRANSACTION_ITEMS)]
+        phone_jobs = [self._pool.submit(self._take_each, [phone_windows[p] for p in chunk]) for chunk in chunks]
         shared_results = [job.result() for job in shared_jobs]
-        phone_results = {phone: [job.result() for job in jobs] for phone, jobs in phone_jobs.items()}
+        phone_results: dict[str, tuple[bool, Counts | None]] = {}
+        for chunk, job in zip(chunks, phone_jobs, strict=True):
+            phone_results.update(zip(chunk, job.result(), strict=True))
 
         # A shared scope that could not take the whole request takes what is left.
         shares: list[tuple[Window, int, int]] = []  # window, units held, used after taking them
-        for window, (taken, used) in zip(shared_windows, shared_results, strict=True):
-            if taken:
+        for window, (took_all, counted_now) in zip(shared_windows, shared_results, strict=True):
+            used = counted_now[window.attribute]
+            if took_all:
                 shares.append((window, len(phones), used))
             else:
                 shares.append((window, *self._take_partial(window, len(phones), used)))
         shared_units = min((units for _, units, _ in shares), default=len(phones))
 
-        to_give_back: list[tuple[Window, int]] = []
+        to_give_back: list[tuple[list[Window], int]] = []
+        unknown: dict[str, list[Window]] = {}
         served = 0
         for phone in phones:
             windows = phone_windows[phone]
-            results = phone_results[phone]
-            refused = [w for w, (taken, _) in zip(windows, results, strict=True) if not taken]
-            if refused:
-                to_give_back += [(w, 1) for w, (taken, _) in zip(windows, results, strict=True) if taken]
+            taken, counts = phone_results.get(phone, (True, {}))
+            if not taken:
+                assert counts is not None
+                refused = [w for w in windows if counts[w.attribute] + 1 > w.limit] or windows
                 reservation.denied[phone] = self._denial(refused[0])
                 continue
             if served >= shared_units:
-                to_give_back += [(w, 1) for w in windows]
+                if windows:
+                    to_give_back.append((windows, 1))
                 reservation.denied[phone] = self._denial(min(shares, key=lambda s: s[1])[0])
                 continue
             served += 1
             reservation.granted[phone] = windows
-            reservation.remaining[phone] = min(
-                (w.limit - used for w, (_, used) in zip(windows, results, strict=True)), default=-1
-            )
+            if counts is None:
+                unknown[phone] = windows
+            else:
+                reservation.known_remaining[phone] = _left(windows, counts)
 
         for window, units, used in shares:
             if units > served:
-                to_give_back.append((window, units - served))
+                to_give_back.append(([window], units - served))
             reservation.shared[window.scope] = (window, served)
             reservation.shared_remaining[window.scope] = window.limit - (used - (units - served))
         self._give_back(to_give_back)
+        if unknown:
+            reservation.pending_remaining = self._pool.submit(self._read_remaining, unknown)
         return reservation
 
     def refund(self, reservation: Reservation, phones: Iterable[str]) -> None:
@@ -216,12 +279,13 @@ class QuotaLedger:
         returned = [p for p in phones if p in reservation.granted]
         if not returned:
             return
-        back = [(w, 1) for p in returned for w in reservation.granted.pop(p)]
+        remaining = reservation.remaining  # read before the counts change
+        back = [(windows, 1) for p in returned if (windows := reservation.granted.pop(p))]
         for p in returned:
-            if reservation.remaining.get(p, -1) >= 0:
-                reservation.remaining[p] += 1
+            if remaining.get(p, -1) >= 0:
+                remaining[p] += 1
         for scope, (window, units) in list(reservation.shared.items()):
-            back.append((window, len(returned)))
+            back.append(([window], len(returned)))
             reservation.shared[scope] = (window, units - len(returned))
             reservation.shared_remaining[scope] += len(returned)
         self._give_back(back)
@@ -230,41 +294,127 @@ class QuotaLedger:
         seconds = (window.ends_at - self.clock()).total_seconds()
         return Denial(scope=window.scope, period=window.period, retry_after=max(int(seconds) + 1, 1))
 
-    def _take(self, window: Window, units: int) -> tuple[bool, int]:
-        """Add `units` if the window has room for all of them; return (taken, used after or now)."""
-        if units > window.limit:
-            return False, self._used(window)
-        try:
-            answer = self.client.update_item(
-                TableName=self.table_name,
-                Key={"pk": {"S": window.key}},
-                UpdateExpression="ADD used :n SET expires_at = :exp",
-                ConditionExpression="attribute_not_exists(used) OR used <= :room",
-                ExpressionAttributeValues={
-                    ":n": {"N": str(units)},
-                    ":room": {"N": str(window.limit - units)},
-                    ":exp": {"N": str(int((window.ends_at + TTL_GRACE).timestamp()))},
-                },
-                ReturnValues="UPDATED_NEW",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                item = exc.response.get("Item") or {}
-                return False, int(item.get("used", {}).get("N", window.limit))
-            raise _unavailable(exc) from exc
-        except Exception as exc:
-            raise _unavailable(exc) from exc
-        return True, int(answer["Attributes"]["used"]["N"])
+    # -- DynamoDB ------------------------------------------------------------------------------
 
-    def _used(self, window: Window) -> int:
+    def _update(self, windows: Sequence[Window], units: int) -> dict[str, Any]:
+        """The conditional update adding `units` to every window of one item, if each has room."""
+        names = {f"#c{i}": w.attribute for i, w in enumerate(windows)}
+        values = {f":r{i}": {"N": str(w.limit - units)} for i, w in enumerate(windows)}
+        values[":n"] = {"N": str(units)}
+        expires = max(w.ends_at for w in windows) + TTL_GRACE
+        values[":exp"] = {"N": str(int(expires.timestamp()))}
+        return {
+            "TableName": self.table_name,
+            "Key": {"pk": {"S": windows[0].key}},
+            "UpdateExpression": "ADD " + ", ".join(f"{n} :n" for n in names) + " SET expires_at = :exp",
+            "ConditionExpression": " AND ".join(
+                f"(attribute_not_exists({n}) OR {n} <= :r{i})" for i, n in enumerate(names)
+            ),
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
+
+    def _take(self, windows: Sequence[Window], units: int) -> tuple[bool, Counts]:
+        """Add `units` to one item's windows if all have room: (taken, counts after, or as they are)."""
+        if any(units > w.limit for w in windows):
+            return False, self._read(windows)
+        update = self._update(windows, units)
+        for attempt in range(CONFLICT_ATTEMPTS):
+            try:
+                answer = self.client.update_item(
+                    **update, ReturnValues="UPDATED_NEW", ReturnValuesOnConditionCheckFailure="ALL_OLD"
+                )
+            except ClientError as exc:
+                if _code(exc) == "ConditionalCheckFailedException":
+                    return False, _counts(exc.response.get("Item") or {}, windows)
+                if _code(exc) == "TransactionConflictException" and attempt + 1 < CONFLICT_ATTEMPTS:
+                    _pause(attempt)
+                    continue
+                raise _unavailable(exc) from exc
+            except Exception as exc:
+                raise _unavailable(exc) from exc
+            return True, _counts(answer["Attributes"], windows)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _take_each(self, counters: Sequence[Sequence[Window]]) -> list[tuple[bool, Counts | None]]:
+        """One unit from each of up to 100 items, in one transaction: (taken, counts) per item. A
+        transaction does not tell the counts it left (None); a refusal tells the counts that refused."""
+        if len(counters) == 1:
+            return [self._take(counters[0], 1)]
+        results: list[tuple[bool, Counts | None] | None] = [None] * len(counters)
+        pending = list(range(len(counters)))
+        for attempt in range(TRANSACTION_ATTEMPTS):
+            if len(pending) <= 1:
+                break
+            try:
+                self.client.transact_write_items(TransactItems=[self._transact_update(counters[i]) for i in pending])
+            except ClientError as exc:
+                reasons = exc.response.get("CancellationReasons") or []
+                if _code(exc) != "TransactionCanceledException" or len(reasons) != len(pending):
+                    raise _unavailable(exc) from exc
+                again = []
+                for index, reason in zip(pending, reasons, strict=True):
+                    code = reason.get("Code")
+                    if code == "ConditionalCheckFailed":
+                        results[index] = (False, _counts(reason.get("Item") or {}, counters[index]))
+                    elif code in _RETRYABLE_CANCELLATIONS:
+                        again.append(index)
+                    else:
+                        raise _unavailable(exc) from exc
+                if len(again) == len(pending):
+                    _pause(attempt)  # nothing refused: another writer was in the way
+                pending = again  # refusals are settled; the rest go again
+                continue
+            except Exception as exc:
+                raise _unavailable(exc) from exc
+            for index in pending:
+                results[index] = (True, None)
+            pending = []
+        for index in pending:  # a lone number, or a transaction that kept conflicting
+            results[index] = self._take(counters[index], 1)
+        return [result for result in results if result is not None]
+
+    def _transact_update(self, windows: Sequence[Window]) -> dict[str, Any]:
+        return {"Update": {**self._update(windows, 1), "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}
+
+    def _read(self, windows: Sequence[Window]) -> Counts:
         try:
             item = self.client.get_item(
-                TableName=self.table_name, Key={"pk": {"S": window.key}}, ConsistentRead=True
+                TableName=self.table_name, Key={"pk": {"S": windows[0].key}}, ConsistentRead=True
             ).get("Item")
         except Exception as exc:
             raise _unavailable(exc) from exc
-        return int(item["used"]["N"]) if item else 0
+        return _counts(item or {}, windows)
+
+    def _read_remaining(self, numbers: Mapping[str, list[Window]]) -> dict[str, int]:
+        """What is left in each number's tightest window, read back after a transaction."""
+        by_key = {windows[0].key: (phone, windows) for phone, windows in numbers.items()}
+        attributes = sorted({w.attribute for windows in numbers.values() for w in windows})
+        names = {f"#c{i}": a for i, a in enumerate(attributes)} | {"#pk": "pk"}
+        left: dict[str, int] = {}
+        keys = list(by_key)
+        for start in range(0, len(keys), BATCH_GET_KEYS):
+            request: dict[str, Any] = {
+                self.table_name: {
+                    "Keys": [{"pk": {"S": key}} for key in keys[start : start + BATCH_GET_KEYS]],
+                    "ConsistentRead": True,
+                    "ProjectionExpression": ", ".join(names),
+                    "ExpressionAttributeNames": names,
+                }
+            }
+            for attempt in range(CONFLICT_ATTEMPTS):
+                try:
+                    answer = self.client.batch_get_item(RequestItems=request)
+                except Exception as exc:
+                    raise _unavailable(exc) from exc
+                for item in answer.get("Responses", {}).get(self.table_name, []):
+                    phone, windows = by_key[item["pk"]["S"]]
+                    left[phone] = _left(windows, _counts(item, windows))
+                request = answer.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                _pause(attempt)
+        return left
 
     def _take_partial(self, window: Window, wanted: int, used: int) -> tuple[int, int]:
         """Take as much of `wanted` as is left, racing other requests for it: (units, used after)."""
@@ -272,30 +422,43 @@ class QuotaLedger:
             left = min(wanted, window.limit - used)
             if left <= 0:
                 break
-            taken, used = self._take(window, left)
+            taken, counts = self._take([window], left)
+            used = counts[window.attribute]
             if taken:
                 return left, used
         return 0, used
 
-    def _give_back(self, items: list[tuple[Window, int]]) -> None:
-        jobs = [self._pool.submit(self._return, w, n) for w, n in items if n > 0]
+    def _give_back(self, items: list[tuple[list[Window], int]]) -> None:
+        jobs = [self._pool.submit(self._return, windows, n) for windows, n in items if n > 0 and windows]
         for job in jobs:
             job.result()
 
-    def _return(self, window: Window, units: int) -> None:
-        try:
-            self.client.update_item(
-                TableName=self.table_name,
-                Key={"pk": {"S": window.key}},
-                UpdateExpression="ADD used :minus",
-                ConditionExpression="attribute_exists(used) AND used >= :n",
-                ExpressionAttributeValues={":minus": {"N": str(-units)}, ":n": {"N": str(units)}},
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+    def _return(self, windows: Sequence[Window], units: int) -> None:
+        names = {f"#c{i}": w.attribute for i, w in enumerate(windows)}
+        for attempt in range(CONFLICT_ATTEMPTS):
+            try:
+                self.client.update_item(
+                    TableName=self.table_name,
+                    Key={"pk": {"S": windows[0].key}},
+                    UpdateExpression="ADD " + ", ".join(f"{n} :minus" for n in names),
+                    ConditionExpression=" AND ".join(f"{n} >= :n" for n in names),
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues={":minus": {"N": str(-units)}, ":n": {"N": str(units)}},
+                )
+            except ClientError as exc:
+                if _code(exc) == "TransactionConflictException" and attempt + 1 < CONFLICT_ATTEMPTS:
+                    _pause(attempt)
+                    continue
+                if _code(exc) != "ConditionalCheckFailedException":
+                    raise _unavailable(exc) from exc
+            except Exception as exc:
                 raise _unavailable(exc) from exc
-        except Exception as exc:
-            raise _unavailable(exc) from exc
+            return
+
+
+def _pause(attempt: int) -> None:
+    """A short, jittered wait before trying again after a conflict."""
+    time.sleep(random.uniform(0, 0.01 * 2**attempt))  # noqa: S311 - jitter, not a secret
 
 
 def _unavailable(exc: Exception) -> DependencyUnavailable:
