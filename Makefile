@@ -68,7 +68,7 @@ lint: $(DEV_STAMP) ## ruff and mypy
 .PHONY: validate
 validate: $(TOOLS_STAMP) ## sam validate --lint and sam build (no container)
 	$(TOOLS)/bin/sam validate --lint --template template.yaml
-	$(TOOLS)/bin/sam build --template template.yaml --build-dir .aws-sam/build
+	LAYER_PYTHON=$(CURDIR)/$(TOOLS)/bin/python $(TOOLS)/bin/sam build --template template.yaml --build-dir .aws-sam/build
 
 .PHONY: unit
 unit: $(DEV_STAMP) ## Unit and sandbox tests only (no servers but the sandbox)
@@ -80,7 +80,7 @@ test: lint validate $(NODE_STAMP) ## The whole gate: lint, types, template, buil
 
 .PHONY: deploy
 deploy: $(TOOLS_STAMP) ## sam build, then sam deploy --guided
-	$(TOOLS)/bin/sam build --template template.yaml
+	LAYER_PYTHON=$(CURDIR)/$(TOOLS)/bin/python $(TOOLS)/bin/sam build --template template.yaml
 	$(TOOLS)/bin/sam deploy --guided
 
 .PHONY: clean

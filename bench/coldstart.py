@@ -5,8 +5,9 @@ on the official Aliyun SDK, all on the same interpreter, the variants' runs inte
 
 The functions import the way Lambda lays them out: the function's folder, then the layer. The
 layer here is the built layer's own set of distributions (read from .aws-sam/build, which is
-built for arm64) copied from this machine's virtualenv, once with bytecode and once without it,
-as `sam build` ships it; boto3 comes from the virtualenv, as the Lambda runtime provides it.
+built for arm64) copied from this machine's virtualenv, once with bytecode compiled as
+`layers/shared/Makefile` compiles it (unchecked hashes) and once without bytecode, as SAM's default
+Python build would ship it.
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ def prepare_layers(build_layer: Path, out: Path) -> tuple[Path, Path]:
         stamp.update(f"{name}={importlib.metadata.version(name)};".encode())
     for path in sources:
         stamp.update(f"{path}:{path.stat().st_mtime_ns}:{path.stat().st_size};".encode())
+    stamp.update(b"compileall --invalidation-mode unchecked-hash;")
     out = out.resolve()
     plain, compiled = out / "layer-as-built" / "python", out / "layer-compiled" / "python"
     stamp_file = out / "layers.stamp"
@@ -93,7 +95,18 @@ def prepare_layers(build_layer: Path, out: Path) -> tuple[Path, Path]:
                 shutil.copy2(source, target)
     shutil.copytree(smsgw, plain / "smsgw", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(plain, compiled)
-    subprocess.run([sys.executable, "-m", "compileall", "-q", "-j", "0", str(compiled)], check=True)  # noqa: S603
+    command = [
+        sys.executable,
+        "-m",
+        "compileall",
+        "-q",
+        "-j",
+        "0",
+        "--invalidation-mode",
+        "unchecked-hash",
+        str(compiled),
+    ]
+    subprocess.run(command, check=True)  # noqa: S603
     stamp_file.write_text(stamp.hexdigest())
     return plain, compiled
 
@@ -252,7 +265,7 @@ def variants(stack: Stack, plain_layer: Path, compiled_layer: Path, xray_address
         ),
         function(
             "polyv-as-built",
-            "PolyvFunction, layer without bytecode (as `sam build` ships it)",
+            "PolyvFunction, layer without bytecode (SAM's default Python build)",
             "polyv",
             "polyv-send.json",
             plain_layer,

@@ -380,8 +380,9 @@ spawned to the moment its answer is back; the bare commands are timed to their e
 bytecode (`PYTHONDONTWRITEBYTECODE=1`, as on Lambda's read-only file system); the functions see their
 folder and then the layer first on `sys.path`, like Lambda. The layer is the set of distributions
 `sam build` put in `.aws-sam/build/SharedLayer` (built for arm64) copied from this machine's
-virtualenv: compiled (`compileall`) for every row but the last, and without bytecode, as `sam build`
-ships it, for the last. The tracer row has `POWERTOOLS_TRACE_DISABLED=false`,
+virtualenv: compiled (`compileall --invalidation-mode unchecked-hash`), as `layers/shared/Makefile`
+ships it, for every row but the last, and without bytecode, as SAM's default Python build would
+ship it, for the last. The tracer row has `POWERTOOLS_TRACE_DISABLED=false`,
 `AWS_XRAY_CONTEXT_MISSING=LOG_ERROR`, a sampled `_X_AMZN_TRACE_ID` and a UDP sink as the X-Ray daemon
 (it received {cold.xray_datagrams} segment datagrams from the timed runs, so the tracer did trace); every other
 row has the tracer disabled, as the local stack runs it. Startup is spawn to the first line of the
@@ -395,8 +396,9 @@ child script, import is `import app`, first invocation is the handler's first ca
 - The tracer's cold-start cost (on - off, PolyvFunction): **{tracer:+.0f} ms** (medians; compare the
   rows' spread). aws-xray-sdk is imported either way ({xray} ms of import with the tracer off);
   on, it patches botocore and requests and sends segments.
-- The layer without bytecode, as `sam build` ships it (Lambda cannot write `__pycache__` to
-  `/opt`, so every cold start compiles it again): **{bytecode:+.0f} ms**.
+- A layer without bytecode, as SAM's default Python build ships it (Lambda cannot write
+  `__pycache__` to `/opt`, so every cold start compiles it again): **{bytecode:+.0f} ms**; the
+  gateway's layer is built by `layers/shared/Makefile` with its bytecode compiled, which saves that.
 - The gateway's AliyunFunction serving the same SendBatchSms as the minimal official-SDK handler:
   {sdk:.2f}x the SDK handler's cold start. The SDK talked plain http to the sandbox (with
   signature v1 and `Format=JSON` set through the SDK's global parameters), so its row is a real send.
@@ -714,9 +716,9 @@ def botocore_note(results: Results) -> str:
 
 `botocore` is {entry.unzipped / layer.unzipped:.0%} of the layer, brought in by {entry.required_by} (the `tracer`
 extra of aws-lambda-powertools needs aws-xray-sdk), although the Lambda runtime ships boto3 and
-botocore: the layer comes first on `sys.path` (`/opt/python`), so the functions run the layer's
-botocore under the runtime's boto3, and without bytecode in the layer it is compiled again at
-every cold start (§1)."""
+botocore: the layer comes first on `sys.path` (`/opt/python`), so its botocore shadows the
+runtime's. The layer therefore pins boto3 beside it (`layers/shared/requirements.txt`), so that the
+two always match, and ships both compiled (§1)."""
 
 
 def plot_section(results: Results, plot: Path, folder: Path) -> str:
