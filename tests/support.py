@@ -118,9 +118,9 @@ def header(answer: dict[str, Any], name: str) -> str | None:
     return None
 
 
-def sqs_event(*records: tuple[str, Any], queue: str = "PolyvQueue") -> dict[str, Any]:
+def sqs_event(*records: tuple[str, Any], queue: str = "PolyvQueue", receive_count: int = 1) -> dict[str, Any]:
     """An SQS batch as Lambda delivers it: (message id, body) pairs, a body given as JSON-able data
-    or as the raw string."""
+    or as the raw string; a redelivery has a `receive_count` above 1."""
     template: dict[str, Any] = json.loads((EVENTS / "polyv-queue.json").read_text())["Records"][0]
     batch = []
     for message_id, body in records:
@@ -128,5 +128,6 @@ def sqs_event(*records: tuple[str, Any], queue: str = "PolyvQueue") -> dict[str,
         record["messageId"] = message_id
         record["body"] = body if isinstance(body, str) else json.dumps(body)
         record["eventSourceARN"] = f"arn:aws:sqs:us-east-1:123456789012:{queue}"
+        record["attributes"]["ApproximateReceiveCount"] = str(receive_count)
         batch.append(record)
     return {"Records": batch}

@@ -97,8 +97,8 @@ def test_a_batch_with_good_and_poison_records(polyv: Any, sandbox: ProviderSandb
 
 
 def test_the_same_message_delivered_5_times_is_sent_once(polyv: Any, sandbox: ProviderSandbox) -> None:
-    for _ in range(5):
-        assert polyv(sqs_event(("m-dup", polyv_message(A)))) == []
+    for delivery in range(1, 6):
+        assert polyv(sqs_event(("m-dup", polyv_message(A)), receive_count=delivery)) == []
     assert len(sandbox.calls) == 1
 
 
@@ -115,7 +115,7 @@ def test_a_provider_outage_is_a_batch_item_failure_and_retried(polyv: Any, sandb
     sandbox.add_fault(Fault(kind="http_status", operation="polyv.send", phone=A, status=503, times=1))
 
     assert polyv(event) == ["m-down"]
-    assert polyv(sqs_event(("m-down", polyv_message(A)))) == []
+    assert polyv(sqs_event(("m-down", polyv_message(A)), receive_count=2)) == []
 
     assert sorted(sandbox.accepted_phones()) == [A, B]
     status, record = log_record("queue", "m-down")
@@ -126,7 +126,7 @@ def test_only_the_retryable_numbers_are_sent_again(polyv: Any, sandbox: Provider
     sandbox.add_fault(Fault(kind="code", operation="polyv.send", phone=B, code=11, times=1))
 
     assert polyv(sqs_event(("m-partial", polyv_message(A, B)))) == ["m-partial"]
-    assert polyv(sqs_event(("m-partial", polyv_message(A, B)))) == []
+    assert polyv(sqs_event(("m-partial", polyv_message(A, B)), receive_count=2)) == []
 
     assert [call.phones for call in sandbox.calls] == [[A, B], [B]]
     assert sandbox.accepted_phones() == [A, B]
@@ -137,7 +137,7 @@ def test_only_the_retryable_numbers_are_sent_again(polyv: Any, sandbox: Provider
 def test_an_ambiguous_send_is_acknowledged_and_never_resent(polyv: Any, sandbox: ProviderSandbox) -> None:
     sandbox.add_fault(Fault(kind="timeout", operation="polyv.send", delay=2, times=1))
     assert polyv(sqs_event(("m-amb", polyv_message(A)))) == []
-    assert polyv(sqs_event(("m-amb", polyv_message(A)))) == []
+    assert polyv(sqs_event(("m-amb", polyv_message(A)), receive_count=2)) == []
     assert len(sandbox.calls) == 1
     _, record = log_record("queue", "m-amb")
     assert record["results"][0]["status"] == "ambiguous"
@@ -162,3 +162,40 @@ def test_records_of_a_batch_go_out_together(polyv: Any, sandbox: ProviderSandbox
     arrivals = sorted(call.at for call in sandbox.calls)
     assert len(arrivals) == 10
     assert arrivals[-1] - arrivals[0] < timedelta(seconds=1)
+
+
+def test_a_first_delivery_is_not_looked_up_and_a_redelivery_is(
+    polyv: Any, sandbox: ProviderSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    session = boto3.session.Session()
+    session.events.register(
+        "before-parameter-build.dynamodb.GetItem", lambda params, **_: calls.append(params["TableName"])
+    )
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", session)
+    api.reset()
+    log_table = api.get_settings().message_log_table_name
+
+    assert polyv(sqs_event(("m-first", polyv_message(A)))) == []
+    first = calls.count(log_table)
+    assert polyv(sqs_event(("m-first", polyv_message(A)), receive_count=2)) == []
+    assert polyv(sqs_event(("m-keyed", polyv_message(B, idempotencyKey="order-9")))) == []
+
+    # No record can exist for a message id seen for the first time; a redelivery, or a producer's
+    # key (an earlier message may have used it), is looked up in the message log
+    assert first == 0
+    assert calls.count(log_table) == 2
+    assert len(sandbox.calls) == 2
+
+
+def test_a_queued_message_counts_against_its_tenant_and_no_source_ip(
+    polyv: Any, sandbox: ProviderSandbox, tables: Any, dynamodb_url: str
+) -> None:
+    from tests.support import dynamodb_client
+
+    assert polyv(sqs_event(("m-ip", polyv_message(A, tenant="shop")))) == []
+
+    keys = sorted(i["pk"]["S"] for i in dynamodb_client(dynamodb_url).scan(TableName=tables.quota)["Items"])
+    assert [k.split("#")[:2] for k in keys] == [["shop", "account"], ["shop", "phone"]]
+    _, record = log_record("shop", "m-ip")
+    assert set(record["quota_remaining"]) == {"account"}

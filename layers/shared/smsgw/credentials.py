@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import boto3
 import botocore.exceptions
 from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError, TransformParameterError
@@ -19,7 +20,10 @@ from pydantic import BaseModel, ValidationError
 from smsgw.errors import CredentialsInvalid, DependencyUnavailable
 
 _MISSING_CODES = frozenset({"ResourceNotFoundException", "AccessDeniedException", "InvalidRequestException"})
-_BOTO_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 2, "mode": "standard"})
+# The gateway builds every request itself: botocore's client-side validation would only repeat it.
+_BOTO_CONFIG = Config(
+    connect_timeout=2, read_timeout=5, retries={"max_attempts": 2, "mode": "standard"}, parameter_validation=False
+)
 
 
 class CredentialStore[CredentialsT: BaseModel]:
@@ -35,7 +39,10 @@ class CredentialStore[CredentialsT: BaseModel]:
     def _secrets(self) -> parameters.SecretsProvider:
         with self._lock:
             if self._provider is None:
-                self._provider = parameters.SecretsProvider(boto_config=_BOTO_CONFIG)
+                # From boto3's default session, which the DynamoDB client shares: one loader reads
+                # the SDK's endpoint and retry data once per instance, not once per client.
+                client = boto3.client("secretsmanager", config=_BOTO_CONFIG)
+                self._provider = parameters.SecretsProvider(boto3_client=client)
             return self._provider
 
     def get(self, *, force_fetch: bool = False) -> CredentialsT:

@@ -30,8 +30,13 @@ from smsgw.errors import DependencyUnavailable, GatewayError
 Answer = dict[str, Any]
 """`{"status": int, "headers": {...}, "body": {...}}`: an API answer as it is stored and replayed."""
 
+# The gateway builds every request itself: botocore's client-side validation would only repeat it.
 DYNAMODB_CONFIG = Config(
-    connect_timeout=2, read_timeout=5, retries={"max_attempts": 3, "mode": "standard"}, max_pool_connections=50
+    connect_timeout=2,
+    read_timeout=5,
+    retries={"max_attempts": 3, "mode": "standard"},
+    max_pool_connections=50,
+    parameter_validation=False,
 )
 
 

@@ -146,7 +146,10 @@ class QueueConsumer:
             self._poison(record, poison)
             return
         request, key = envelope.request, envelope.key
-        prior = self.find(envelope.tenant, key) or {}
+        # A first delivery known by its own message id cannot have been processed before: only a
+        # redelivery, or a producer's key that an earlier message may have used, is looked up.
+        first_sight = key == record.message_id and record.attributes.get("ApproximateReceiveCount") == "1"
+        prior = {} if first_sight else self.find(envelope.tenant, key) or {}
         outcomes: dict[str, dict[str, Any]] = {r["phone_number"]: r for r in prior.get("results", [])}
         pending = [p for p in request.phones if outcomes.get(p, {}).get("status") not in FINAL]
         if not pending:
@@ -155,7 +158,7 @@ class QueueConsumer:
         caller = Caller(
             request_id=key,
             tenant=envelope.tenant,
-            source_ip="sqs",
+            source_ip=None,
             received_at=datetime.now(UTC),
             correlation_id=record.message_id,
         )
@@ -203,7 +206,7 @@ class QueueConsumer:
         caller = Caller(
             request_id=record.message_id,
             tenant=DEFAULT_TENANT,
-            source_ip="sqs",
+            source_ip=None,
             received_at=datetime.now(UTC),
             correlation_id=record.message_id,
         )

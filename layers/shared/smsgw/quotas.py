@@ -64,7 +64,8 @@ class Subject:
 
     tenant: str
     provider: str
-    source_ip: str
+    source_ip: str | None
+    """None where there is no source address (a queued message): no per-IP quota applies."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +206,7 @@ class QuotaLedger:
         if limits.account_per_day > 0:
             prefix = f"{subject.tenant}#account#{subject.provider}"
             shared.append(self._shared_window("account", prefix, limits.account_per_day, now))
-        if limits.ip_per_day > 0:
+        if limits.ip_per_day > 0 and subject.source_ip is not None:
             prefix = f"{subject.tenant}#ip#{subject.provider}#{subject.source_ip}"
             shared.append(self._shared_window("ip", prefix, limits.ip_per_day, now))
         return shared

@@ -40,7 +40,8 @@ class Caller:
 
     request_id: str
     tenant: str
-    source_ip: str
+    source_ip: str | None
+    """None for a queued message, which has no source address (and no per-IP quota)."""
     received_at: datetime
     correlation_id: str | None = None
     """The trigger's id when it is not the request's: the SQS message id of a queued message."""
