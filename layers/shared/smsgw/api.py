@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -60,6 +61,7 @@ PROVIDER_FAILURES = frozenset({Status.RETRYABLE, Status.AMBIGUOUS})
 MAX_BODY_BYTES = 256 * 1024
 """The largest request body (SQS's own message limit): a request of 1000 numbers fits with room."""
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+_DOCS_LOCK = threading.Lock()
 
 
 @lru_cache(maxsize=1)
@@ -300,8 +302,16 @@ def build_handler(name: str, router: Router, *, docs: bool = True, queue: Resolv
     says how to read their messages) to the queue consumer."""
     app = APIGatewayRestResolver(enable_validation=True)
     app.include_router(router)
-    if docs:
-        app.enable_swagger(path=f"/v1/{name}/docs", title=f"SMS gateway: {name}", version="1.0.0")
+    docs_path = f"/v1/{name}/docs" if docs else None
+    docs_enabled = threading.Event()
+
+    def enable_docs() -> None:
+        # Swagger UI and the OpenAPI models cost ~60 ms of imports: paid by the first docs request,
+        # not by every cold start.
+        with _DOCS_LOCK:
+            if not docs_enabled.is_set():
+                app.enable_swagger(path=str(docs_path), title=f"SMS gateway: {name}", version="1.0.0")
+                docs_enabled.set()
 
     def request_id() -> str | None:
         return app.current_event.request_context.request_id if app.current_event else None
@@ -343,6 +353,8 @@ def build_handler(name: str, router: Router, *, docs: bool = True, queue: Resolv
             consumer = queue_consumer(queue)
             runtime().idempotency.register(context)
             return dict(consumer.handle(event, context))
+        if docs_path is not None and event.get("path") == docs_path and not docs_enabled.is_set():
+            enable_docs()
         return app.resolve(event, context)
 
     return cast(Handler, handler)

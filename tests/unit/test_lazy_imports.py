@@ -1,0 +1,48 @@
+"""What a cold start imports: each provider function's module loads what a send needs, and leaves
+the OpenAPI document and Swagger UI (the docs route) and the queue consumer (SQS batches) to the
+first request that uses them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[2]
+DEFERRED = (
+    "aws_lambda_powertools.event_handler.openapi.models",
+    "aws_lambda_powertools.event_handler.openapi.swagger_ui",
+    "smsgw.queue",
+    "aws_lambda_powertools.utilities.batch",
+)
+CHILD = """
+import json, sys
+import app
+print(json.dumps(sorted(name for name in sys.modules if name in {names!r})))
+"""
+
+
+@pytest.mark.parametrize("function", ["polyv", "aliyun", "ronglian"])
+def test_a_cold_start_imports_neither_the_docs_nor_the_queue_consumer(function: str) -> None:
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "functions" / function), str(ROOT / "layers" / "shared")]),
+        "PROVIDER": function,
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+
+    child = subprocess.run(  # noqa: S603 - this interpreter, a fixed script
+        [sys.executable, "-c", CHILD.format(names=set(DEFERRED))],
+        env=env,
+        cwd=ROOT / "functions" / function,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+    assert json.loads(child.stdout.splitlines()[-1]) == []
