@@ -323,7 +323,7 @@ FIRST_INVOCATION_STEPS: tuple[tuple[str, str, str], ...] = (
     ("boto3 client creation (DynamoDB, Secrets Manager)", "botocore/session.py", "create_client"),
     ("Powertools resolver, whole route", "aws_lambda_powertools/event_handler/api_gateway.py", "resolve"),
     ("Credentials: Secrets Manager fetch + validation", "smsgw/credentials.py", "get"),
-    ("Quota reservation (5 UpdateItem)", "smsgw/quotas.py", "reserve"),
+    ("Quota reservation (3 UpdateItem)", "smsgw/quotas.py", "reserve"),
     ("Provider client creation", "smsgw/service.py", "client"),
     ("Provider call", "smsgw/providers/base.py", "send"),
     ("Message log PutItem", "smsgw/messages.py", "record"),

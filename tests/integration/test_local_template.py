@@ -88,6 +88,7 @@ def test_environment_resolves_parameters_globals_and_the_secrets_arn(template: T
         "POWERTOOLS_METRICS_NAMESPACE": "SmsGateway",
         "PROVIDER_CONNECT_TIMEOUT": "3",
         "PROVIDER_READ_TIMEOUT": "10",
+        "PROVIDER_MAX_CONCURRENCY": "32",
         "SECRET_MAX_AGE_SECONDS": "300",
         "QUOTA_TABLE_NAME": "quota-local",
         "QUOTA_TIMEZONE": "Asia/Shanghai",

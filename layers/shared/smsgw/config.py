@@ -61,7 +61,7 @@ class ProviderSettings(Settings):
     secret_max_age_seconds: int = Field(default=300, ge=0)
     provider_connect_timeout: float = Field(default=3.0, gt=0)
     provider_read_timeout: float = Field(default=10.0, gt=0)
-    provider_max_concurrency: int = Field(default=8, ge=1, le=64)
+    provider_max_concurrency: int = Field(default=32, ge=1, le=128)
     ronglian_chunk_size: int = Field(default=100, ge=1, le=200)
     dead_letter_queue_url: str | None = None
 

@@ -41,7 +41,7 @@ def new_nonce() -> str:
 class HttpSettings:
     connect_timeout: float = 3.05
     read_timeout: float = 10.0
-    max_concurrency: int = 8
+    max_concurrency: int = 32
     """Chunks of one send in flight at once (and the size of the connection pool)."""
 
     @property
