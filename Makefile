@@ -9,6 +9,9 @@ VENV := .venv
 TOOLS := .venv-tools
 PY := $(VENV)/bin/python
 export SAM_CLI_TELEMETRY := 0
+# sam builds the layer (layers/shared/Makefile) in a scratch directory, out of pyenv's reach: it gets
+# the tools virtualenv's interpreter, a CPython 3.13 as on Lambda.
+export LAYER_PYTHON := $(CURDIR)/$(TOOLS)/bin/python
 export PYTHONDONTWRITEBYTECODE := 1
 # Some machines' pip configuration names package indexes that are not there; pip warns for each.
 QUIET_PIP := { grep -v '^WARNING: Location' || true; }
@@ -68,7 +71,7 @@ lint: $(DEV_STAMP) ## ruff and mypy
 .PHONY: validate
 validate: $(TOOLS_STAMP) ## sam validate --lint and sam build (no container)
 	$(TOOLS)/bin/sam validate --lint --template template.yaml
-	LAYER_PYTHON=$(CURDIR)/$(TOOLS)/bin/python $(TOOLS)/bin/sam build --template template.yaml --build-dir .aws-sam/build
+	$(TOOLS)/bin/sam build --template template.yaml --build-dir .aws-sam/build
 
 .PHONY: unit
 unit: $(DEV_STAMP) ## Unit and sandbox tests only (no servers but the sandbox)
@@ -80,7 +83,7 @@ test: lint validate $(NODE_STAMP) ## The whole gate: lint, types, template, buil
 
 .PHONY: deploy
 deploy: $(TOOLS_STAMP) ## sam build, then sam deploy --guided
-	LAYER_PYTHON=$(CURDIR)/$(TOOLS)/bin/python $(TOOLS)/bin/sam build --template template.yaml
+	$(TOOLS)/bin/sam build --template template.yaml
 	$(TOOLS)/bin/sam deploy --guided
 
 .PHONY: clean
