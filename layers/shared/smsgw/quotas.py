@@ -23,7 +23,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -226,11 +226,20 @@ class QuotaLedger:
 
         shared_jobs = [self._pool.submit(self._take, [w], len(phones)) for w in shared_windows]
         chunks = [counted[i : i + TRANSACTION_ITEMS] for i in range(0, len(counted), TRANSACTION_ITEMS)]
-        phone_jobs = [self._pool.submit(self._take_each, [phone_windows[p] for p in chunk]) for chunk in chunks]
-        shared_results = [job.result() for job in shared_jobs]
+        # The first chunk is taken in this thread, the others beside it: no hand-off for the usual send.
+        phone_jobs = [self._pool.submit(self._take_each, [phone_windows[p] for p in chunk]) for chunk in chunks[1:]]
         phone_results: dict[str, tuple[bool, Counts | None]] = {}
-        for chunk, job in zip(chunks, phone_jobs, strict=True):
+        try:
+            if chunks:
+                first = self._take_each([phone_windows[p] for p in chunks[0]])
+                phone_results.update(zip(chunks[0], first, strict=True))
+        finally:
+            # Whatever happened here, nothing of this request is left running once it returns.
+            running: list[Future[Any]] = [*shared_jobs, *phone_jobs]
+            wait(running)
+        for chunk, job in zip(chunks[1:], phone_jobs, strict=True):
             phone_results.update(zip(chunk, job.result(), strict=True))
+        shared_results = [job.result() for job in shared_jobs]
 
         # A shared scope that could not take the whole request takes what is left.
         shares: list[tuple[Window, int, int]] = []  # window, units held, used after taking them
