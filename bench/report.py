@@ -690,12 +690,13 @@ def queue_section(results: Results) -> str:
   waits overlap. What does not overlap is the gateway's own CPU: {ms(ten.cpu_ms, 0)} ms for a batch of 10
   ({ms(ten.cpu_ms / 10, 1)} ms per record; {ms(one.cpu_ms, 1)} ms for a lone record), in one interpreter that
   runs Python on one core at a time: about what the batch takes beyond the provider's {wait:.0f} ms
-  ({ms(ten.wall_ms - wait, 0)} ms). A record is 9 DynamoDB calls (message log read, Powertools' idempotency
-  record, five quota updates, message log write, idempotency update), each with its botocore work,
-  plus Powertools' batch processing and idempotency, validation and logging. The ten records' 50
-  quota updates also share `QuotaLedger`'s 16 threads: the sequential DynamoDB rounds go from
-  {one.dynamodb_rounds:.0f} to {ten.dynamodb_rounds:.0f}. The target would leave {ms(budget, 1)} ms of CPU per record
-  here."""
+  ({ms(ten.wall_ms - wait, 0)} ms). A record is {one.dynamodb_calls:.0f} DynamoDB calls (the message log read, as the
+  records carry a producer's idempotency key; Powertools' idempotency record; the number's and the
+  account's quota updates, a queued message having no source IP; the message log write; the
+  idempotency update), each with its botocore work, plus Powertools' batch processing and
+  idempotency, validation and logging. The sequential DynamoDB rounds go from
+  {one.dynamodb_rounds:.0f} to {ten.dynamodb_rounds:.0f} as the records' calls wait for the interpreter. The target
+  would leave {ms(budget, 1)} ms of CPU per record here."""
         if ratio > QUEUE_TARGET
         else ""
     )

@@ -6,6 +6,7 @@ import json
 import re
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -62,6 +63,7 @@ MAX_BODY_BYTES = 256 * 1024
 """The largest request body (SQS's own message limit): a request of 1000 numbers fits with room."""
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 _DOCS_LOCK = threading.Lock()
+_LOG_WRITER = ThreadPoolExecutor(max_workers=4, thread_name_prefix="message-log")
 
 
 @lru_cache(maxsize=1)
@@ -153,9 +155,11 @@ def dispatch(router: Router, operation: Operation, request: SendRequest) -> Resp
 
     def send() -> Answer:
         delivery = rt.service.send(operation, request, caller)
-        record(delivery.result, caller)
         answer = answer_of(caller.request_id, delivery)
-        store(caller, answer)
+        # The record is written while the log line and metrics are made; it is in before the answer.
+        writing = _LOG_WRITER.submit(store, caller, answer)
+        record(delivery.result, caller)
+        writing.result()
         if nothing_sent(answer, delivery.result):
             raise NothingSent(answer)
         return answer
