@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -10,6 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from botocore.awsrequest import AWSResponse
 
 from smsgw.errors import DependencyUnavailable
 from smsgw.quotas import Limits, QuotaLedger, Subject
@@ -288,3 +290,117 @@ def test_a_failed_read_back_loses_only_the_report(ledger: Ledger, dynamodb_url: 
     assert reservation.remaining == {}
     assert "transact_write_items" in calls
     assert "batch_get_item" in calls
+
+
+class _Answer:
+    """A DynamoDB error answer, as the HTTP layer would hand it to botocore."""
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        self.body = json.dumps(body).encode()
+
+    def stream(self, **_: Any) -> Any:
+        yield self.body
+
+
+def answer_conflicts(client: Any, operation: str, answers: list[dict[str, Any]]) -> list[str]:
+    """DynamoDB Local serialises transactions, so it never reports a conflict: the first calls of
+    `operation` get these answers instead (status 400), the rest reach the engine. Returns the log
+    of the operation's calls, as "answered" or "sent"."""
+    calls: list[str] = []
+
+    def before_send(request: Any, **_: Any) -> AWSResponse | None:
+        if not answers:
+            calls.append("sent")
+            return None
+        calls.append("answered")
+        headers = {"x-amzn-requestid": "conflict", "content-type": "application/x-amz-json-1.0"}
+        return AWSResponse(request.url, 400, headers, _Answer(answers.pop(0)))
+
+    client.meta.events.register(f"before-send.dynamodb.{operation}", before_send)
+    return calls
+
+
+def cancelled(*codes: str) -> dict[str, Any]:
+    return {
+        "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+        "Message": f"Transaction cancelled, please refer cancellation reasons for specific reasons [{','.join(codes)}]",
+        "CancellationReasons": [{"Code": code} for code in codes],
+    }
+
+
+CONFLICT = {
+    "__type": "com.amazonaws.dynamodb.v20120810#TransactionConflictException",
+    "message": "Transaction is ongoing for the item",
+}
+
+
+def day_counts(dynamodb_url: str, table: str) -> list[str]:
+    items = dynamodb_client(dynamodb_url).scan(TableName=table)["Items"]
+    return sorted(item["d"]["N"] for item in items)
+
+
+def test_a_transaction_cancelled_by_a_conflict_is_made_again(ledger: Ledger, dynamodb_url: str, table: str) -> None:
+    quotas = ledger(Limits(phone_per_minute=0, phone_per_hour=0, phone_per_day=1, account_per_day=0, ip_per_day=0))
+    phones = ["13800138000", "13900139000", "13700137000"]
+    calls = answer_conflicts(quotas.client, "TransactWriteItems", [cancelled("None", "TransactionConflict", "None")])
+
+    reservation = quotas.reserve(SUBJECT, phones)
+
+    assert list(reservation.granted) == phones
+    assert calls == ["answered", "sent"]
+    assert day_counts(dynamodb_url, table) == ["1", "1", "1"], "taken once each, not twice"
+
+
+def test_a_number_refused_beside_a_conflict_is_refused_and_the_rest_taken(
+    ledger: Ledger, dynamodb_url: str, table: str
+) -> None:
+    quotas = ledger(Limits(phone_per_minute=0, phone_per_hour=0, phone_per_day=1, account_per_day=0, ip_per_day=0))
+    phones = ["13800138000", "13900139000", "13700137000"]
+    assert quotas.reserve(SUBJECT, phones[:1]).granted
+    calls = answer_conflicts(quotas.client, "TransactWriteItems", [cancelled("TransactionConflict", "None", "None")])
+
+    reservation = quotas.reserve(SUBJECT, phones)
+
+    # The conflict told nothing of the first number: the engine, asked again, refuses it
+    assert list(reservation.granted) == phones[1:]
+    assert reservation.denied[phones[0]].period == "day"
+    assert calls == ["answered", "sent", "sent"]
+    assert day_counts(dynamodb_url, table) == ["1", "1", "1"]
+
+
+def test_transactions_that_keep_conflicting_fall_back_to_one_update_per_number(
+    ledger: Ledger, dynamodb_url: str, table: str
+) -> None:
+    quotas = ledger(Limits(phone_per_minute=0, phone_per_hour=0, phone_per_day=1, account_per_day=0, ip_per_day=0))
+    phones = ["13800138000", "13900139000"]
+    conflicts = [cancelled("TransactionConflict", "TransactionConflict")] * 3
+    calls = answer_conflicts(quotas.client, "TransactWriteItems", conflicts)
+
+    reservation = quotas.reserve(SUBJECT, phones)
+
+    assert list(reservation.granted) == phones
+    assert calls == ["answered"] * 3
+    assert reservation.remaining == dict.fromkeys(phones, 0), "single updates return their counts"
+    assert day_counts(dynamodb_url, table) == ["1", "1"]
+
+
+def test_an_update_meeting_a_transaction_in_flight_is_made_again(ledger: Ledger, dynamodb_url: str, table: str) -> None:
+    quotas = ledger(Limits(phone_per_minute=0, phone_per_hour=0, phone_per_day=1, account_per_day=0, ip_per_day=0))
+    calls = answer_conflicts(quotas.client, "UpdateItem", [CONFLICT, CONFLICT])
+
+    reservation = quotas.reserve(SUBJECT, ["13800138000"])
+
+    assert list(reservation.granted) == ["13800138000"]
+    assert calls == ["answered", "answered", "sent"]
+    assert day_counts(dynamodb_url, table) == ["1"]
+
+
+def test_an_update_that_keeps_conflicting_is_dependency_unavailable(
+    ledger: Ledger, dynamodb_url: str, table: str
+) -> None:
+    quotas = ledger(Limits(phone_per_minute=0, phone_per_hour=0, phone_per_day=1, account_per_day=0, ip_per_day=0))
+    answer_conflicts(quotas.client, "UpdateItem", [CONFLICT] * 10)
+
+    with pytest.raises(DependencyUnavailable):
+        quotas.reserve(SUBJECT, ["13800138000"])
+    assert day_counts(dynamodb_url, table) == []
