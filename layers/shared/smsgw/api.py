@@ -62,7 +62,6 @@ PROVIDER_FAILURES = frozenset({Status.RETRYABLE, Status.AMBIGUOUS})
 MAX_BODY_BYTES = 256 * 1024
 """The largest request body (SQS's own message limit): a request of 1000 numbers fits with room."""
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
-_DOCS_LOCK = threading.Lock()
 _LOG_WRITER = ThreadPoolExecutor(max_workers=4, thread_name_prefix="message-log")
 
 
@@ -308,11 +307,12 @@ def build_handler(name: str, router: Router, *, docs: bool = True, queue: Resolv
     app.include_router(router)
     docs_path = f"/v1/{name}/docs" if docs else None
     docs_enabled = threading.Event()
+    docs_lock = threading.Lock()
 
     def enable_docs() -> None:
         # Swagger UI and the OpenAPI models cost ~60 ms of imports: paid by the first docs request,
         # not by every cold start.
-        with _DOCS_LOCK:
+        with docs_lock:
             if not docs_enabled.is_set():
                 app.enable_swagger(path=str(docs_path), title=f"SMS gateway: {name}", version="1.0.0")
                 docs_enabled.set()
