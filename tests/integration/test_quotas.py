@@ -404,3 +404,29 @@ def test_an_update_that_keeps_conflicting_is_dependency_unavailable(
     with pytest.raises(DependencyUnavailable):
         quotas.reserve(SUBJECT, ["13800138000"])
     assert day_counts(dynamodb_url, table) == []
+
+
+def test_a_request_that_fails_partway_gives_back_what_it_took(ledger: Ledger, dynamodb_url: str, table: str) -> None:
+    quotas = ledger(Limits(phone_per_minute=0, phone_per_hour=0, phone_per_day=1, account_per_day=10, ip_per_day=10))
+    throttled = {"__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException", "message": "x"}
+    answer_conflicts(quotas.client, "TransactWriteItems", [throttled] * 5)
+
+    with pytest.raises(DependencyUnavailable):
+        quotas.reserve(SUBJECT, ["13800138000", "13900139000", "13700137000"])
+
+    # The account and IP units taken beside the failed transaction are back
+    items = dynamodb_client(dynamodb_url).scan(TableName=table)["Items"]
+    assert sorted(i["used"]["N"] for i in items if "used" in i) == ["0", "0"]
+    assert len(quotas.reserve(SUBJECT, ["13600136000"]).granted) == 1
+
+
+def test_a_number_refused_by_several_windows_waits_for_the_last_to_end(ledger: Ledger) -> None:
+    now = datetime(2026, 11, 22, 10, 30, 30, tzinfo=SHANGHAI)
+    quotas = ledger(
+        Limits(phone_per_minute=1, phone_per_hour=0, phone_per_day=1, account_per_day=0, ip_per_day=0), lambda: now
+    )
+    assert quotas.reserve(SUBJECT, ["13800138000"]).granted
+
+    denial = quotas.reserve(SUBJECT, ["13800138000"]).denied["13800138000"]
+
+    assert (denial.period, denial.retry_after) == ("day", 13 * 3600 + 29 * 60 + 30 + 1)  # to midnight

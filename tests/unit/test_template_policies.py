@@ -36,7 +36,7 @@ LOG_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents"}
 # Actions of a service without resource-level permissions: the only ones allowed on "*".
 UNSCOPED_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 # What Lambda's event source mapping needs from the function's role to poll a queue, and no more.
-CONSUME_ACTIONS = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"}
+CONSUME_ACTIONS = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
 
 # Function → resource logical id → the actions it may have on it. Anything else fails.
 ALLOWED: dict[str, dict[str, set[str]]] = {

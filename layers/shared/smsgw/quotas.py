@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from botocore.exceptions import ClientError
@@ -229,26 +229,45 @@ class QuotaLedger:
         # The first chunk is taken in this thread, the others beside it: no hand-off for the usual send.
         phone_jobs = [self._pool.submit(self._take_each, [phone_windows[p] for p in chunk]) for chunk in chunks[1:]]
         phone_results: dict[str, tuple[bool, Counts | None]] = {}
-        try:
-            if chunks:
+        errors: list[DependencyUnavailable] = []
+        if chunks:
+            try:
                 first = self._take_each([phone_windows[p] for p in chunks[0]])
                 phone_results.update(zip(chunks[0], first, strict=True))
-        finally:
-            # Whatever happened here, nothing of this request is left running once it returns.
-            running: list[Future[Any]] = [*shared_jobs, *phone_jobs]
-            wait(running)
+            except DependencyUnavailable as exc:
+                errors.append(exc)
+        # Nothing of this request is left running once it returns.
+        running: list[Future[Any]] = [*shared_jobs, *phone_jobs]
+        wait(running)
         for chunk, job in zip(chunks[1:], phone_jobs, strict=True):
-            phone_results.update(zip(chunk, job.result(), strict=True))
-        shared_results = [job.result() for job in shared_jobs]
+            if isinstance(job.exception(), DependencyUnavailable):
+                errors.append(cast(DependencyUnavailable, job.exception()))
+            else:
+                phone_results.update(zip(chunk, job.result(), strict=True))
+        shared_results = {
+            w: job.result() for w, job in zip(shared_windows, shared_jobs, strict=True) if not job.exception()
+        }
+        errors += [cast(DependencyUnavailable, job.exception()) for job in shared_jobs if job.exception()]
+        held = [(phone_windows[p], 1) for p, (taken, _) in phone_results.items() if taken]
+        held += [([w], len(phones)) for w, (took_all, _) in shared_results.items() if took_all]
+        if errors:
+            self._abandon(held)  # a request that fails holds nothing
+            raise errors[0]
 
         # A shared scope that could not take the whole request takes what is left.
         shares: list[tuple[Window, int, int]] = []  # window, units held, used after taking them
-        for window, (took_all, counted_now) in zip(shared_windows, shared_results, strict=True):
+        for window, (took_all, counted_now) in shared_results.items():
             used = counted_now[window.attribute]
             if took_all:
                 shares.append((window, len(phones), used))
-            else:
-                shares.append((window, *self._take_partial(window, len(phones), used)))
+                continue
+            try:
+                units, used = self._take_partial(window, len(phones), used)
+            except DependencyUnavailable:
+                self._abandon(held)
+                raise
+            held.append(([window], units))
+            shares.append((window, units, used))
         shared_units = min((units for _, units, _ in shares), default=len(phones))
 
         to_give_back: list[tuple[list[Window], int]] = []
@@ -260,7 +279,8 @@ class QuotaLedger:
             if not taken:
                 assert counts is not None
                 refused = [w for w in windows if counts[w.attribute] + 1 > w.limit] or windows
-                reservation.denied[phone] = self._denial(refused[0])
+                # The number can be sent again only once every full window has ended.
+                reservation.denied[phone] = self._denial(max(refused, key=lambda w: w.ends_at))
                 continue
             if served >= shared_units:
                 if windows:
@@ -381,7 +401,11 @@ class QuotaLedger:
                 results[index] = (True, None)
             pending = []
         for index in pending:  # a lone number, or a transaction that kept conflicting
-            results[index] = self._take(counters[index], 1)
+            try:
+                results[index] = self._take(counters[index], 1)
+            except DependencyUnavailable:
+                self._abandon([(list(counters[i]), 1) for i, r in enumerate(results) if r is not None and r[0]])
+                raise
         return [result for result in results if result is not None]
 
     def _transact_update(self, windows: Sequence[Window]) -> dict[str, Any]:
@@ -442,6 +466,11 @@ class QuotaLedger:
         jobs = [self._pool.submit(self._return, windows, n) for windows, n in items if n > 0 and windows]
         for job in jobs:
             job.result()
+
+    def _abandon(self, items: list[tuple[list[Window], int]]) -> None:
+        """Give back what a failing request took, as far as DynamoDB lets: its error is the one told."""
+        with contextlib.suppress(DependencyUnavailable):
+            self._give_back(items)
 
     def _return(self, windows: Sequence[Window], units: int) -> None:
         names = {f"#c{i}": w.attribute for i, w in enumerate(windows)}
