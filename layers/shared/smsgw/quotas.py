@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from botocore.exceptions import ClientError
@@ -229,7 +229,7 @@ class QuotaLedger:
         # The first chunk is taken in this thread, the others beside it: no hand-off for the usual send.
         phone_jobs = [self._pool.submit(self._take_each, [phone_windows[p] for p in chunk]) for chunk in chunks[1:]]
         phone_results: dict[str, tuple[bool, Counts | None]] = {}
-        errors: list[DependencyUnavailable] = []
+        errors: list[BaseException] = []
         if chunks:
             try:
                 first = self._take_each([phone_windows[p] for p in chunks[0]])
@@ -240,14 +240,14 @@ class QuotaLedger:
         running: list[Future[Any]] = [*shared_jobs, *phone_jobs]
         wait(running)
         for chunk, job in zip(chunks[1:], phone_jobs, strict=True):
-            if isinstance(job.exception(), DependencyUnavailable):
-                errors.append(cast(DependencyUnavailable, job.exception()))
+            if (error := job.exception()) is not None:
+                errors.append(error)
             else:
                 phone_results.update(zip(chunk, job.result(), strict=True))
         shared_results = {
             w: job.result() for w, job in zip(shared_windows, shared_jobs, strict=True) if not job.exception()
         }
-        errors += [cast(DependencyUnavailable, job.exception()) for job in shared_jobs if job.exception()]
+        errors += [error for job in shared_jobs if (error := job.exception()) is not None]
         held = [(phone_windows[p], 1) for p, (taken, _) in phone_results.items() if taken]
         held += [([w], len(phones)) for w, (took_all, _) in shared_results.items() if took_all]
         if errors:
