@@ -25,14 +25,14 @@ def free_port() -> int:
         return port
 
 
-def dynamodb_client(url: str) -> Any:
+def dynamodb_client(url: str, config: Config | None = None) -> Any:
     return boto3.client(
         "dynamodb",
         endpoint_url=url,
         region_name="us-east-1",
         aws_access_key_id="local",
         aws_secret_access_key="local",
-        config=Config(max_pool_connections=50, retries={"max_attempts": 2}),
+        config=config or Config(max_pool_connections=50, retries={"max_attempts": 2}),
     )
 
 

@@ -11,10 +11,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+import requests
 from botocore.awsrequest import AWSResponse
+from botocore.config import Config
+from botocore.exceptions import ReadTimeoutError
 
 from smsgw.errors import DependencyUnavailable
-from smsgw.quotas import Limits, QuotaLedger, Subject
+from smsgw.quotas import QUOTA_RETRIES, Limits, QuotaLedger, Subject
 from tests.support import create_table, dynamodb_client, free_port
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -36,7 +39,7 @@ def ledger(dynamodb_url: str, table: str) -> Ledger:
         return QuotaLedger(
             table,
             limits,
-            client_factory=lambda: dynamodb_client(dynamodb_url),
+            client_factory=lambda: dynamodb_client(dynamodb_url, QUOTA_RETRIES.merge(Config(max_pool_connections=50))),
             clock=clock or (lambda: datetime.now(UTC)),
         )
 
@@ -336,7 +339,7 @@ CONFLICT = {
 
 def day_counts(dynamodb_url: str, table: str) -> list[str]:
     items = dynamodb_client(dynamodb_url).scan(TableName=table)["Items"]
-    return sorted(item["d"]["N"] for item in items)
+    return sorted(item["d"]["N"] for item in items if "d" in item)
 
 
 def test_a_transaction_cancelled_by_a_conflict_is_made_again(ledger: Ledger, dynamodb_url: str, table: str) -> None:
@@ -430,3 +433,93 @@ def test_a_number_refused_by_several_windows_waits_for_the_last_to_end(ledger: L
     denial = quotas.reserve(SUBJECT, ["13800138000"]).denied["13800138000"]
 
     assert (denial.period, denial.retry_after) == ("day", 13 * 3600 + 29 * 60 + 30 + 1)  # to midnight
+
+
+INTERNAL_ERROR = {"__type": "com.amazonaws.dynamodb.v20120810#InternalServerError", "message": "Internal server error"}
+THROTTLED = {"__type": "com.amazonaws.dynamodb.v20120810#ThrottlingException", "message": "Rate exceeded"}
+
+
+def lose_answers(client: Any, operation: str, count: int, how: str) -> list[bytes]:
+    """The first `count` calls of `operation` reach the engine and are carried out, but their
+    answer is lost on the way back: a 500, or a read timeout. Returns every call's request body."""
+    bodies: list[bytes] = []
+
+    def before_send(request: Any, **_: Any) -> AWSResponse | None:
+        body = request.body if isinstance(request.body, bytes) else str(request.body).encode()
+        bodies.append(body)
+        if len(bodies) > count:
+            return None
+        carried_out = requests.post(request.url, data=body, headers=dict(request.headers), timeout=5)
+        assert carried_out.status_code == 200
+        if how == "timeout":
+            raise ReadTimeoutError(endpoint_url=request.url)
+        headers = {"x-amzn-requestid": "lost", "content-type": "application/x-amz-json-1.0"}
+        return AWSResponse(request.url, 500, headers, _Answer(INTERNAL_ERROR))
+
+    client.meta.events.register(f"before-send.dynamodb.{operation}", before_send)
+    return bodies
+
+
+@pytest.mark.parametrize("how", ["500", "timeout"])
+def test_an_update_whose_answer_is_lost_is_not_made_again(
+    ledger: Ledger, dynamodb_url: str, table: str, how: str
+) -> None:
+    quotas = ledger(Limits(phone_per_minute=0, phone_per_hour=0, phone_per_day=5, account_per_day=0, ip_per_day=0))
+    bodies = lose_answers(quotas.client, "UpdateItem", 1, how)
+
+    with pytest.raises(DependencyUnavailable):
+        quotas.reserve(SUBJECT, ["13800138000"])
+
+    # The unit that may have been taken stays taken: counted once, never twice
+    assert len(bodies) == 1
+    assert day_counts(dynamodb_url, table) == ["1"]
+
+
+@pytest.mark.parametrize("how", ["500", "timeout"])
+def test_a_transaction_whose_answer_is_lost_is_made_again_and_applied_once(
+    ledger: Ledger, dynamodb_url: str, table: str, how: str
+) -> None:
+    quotas = ledger(Limits(phone_per_minute=0, phone_per_hour=0, phone_per_day=5, account_per_day=0, ip_per_day=0))
+    phones = ["13800138000", "13900139000", "13700137000"]
+    bodies = lose_answers(quotas.client, "TransactWriteItems", 1, how)
+
+    reservation = quotas.reserve(SUBJECT, phones)
+
+    assert list(reservation.granted) == phones
+    assert len(bodies) == 2
+    tokens = {json.loads(body)["ClientRequestToken"] for body in bodies}
+    assert len(tokens) == 1, "made again with its token"
+    assert day_counts(dynamodb_url, table) == ["1", "1", "1"]
+
+
+def test_a_lost_give_back_is_not_made_again(ledger: Ledger, dynamodb_url: str, table: str) -> None:
+    quotas = ledger(Limits(phone_per_minute=0, phone_per_hour=0, phone_per_day=5, account_per_day=0, ip_per_day=0))
+    first = quotas.reserve(SUBJECT, ["13800138000"])
+    assert quotas.reserve(SUBJECT, ["13800138000"]).granted
+    bodies = lose_answers(quotas.client, "UpdateItem", 1, "500")
+
+    with pytest.raises(DependencyUnavailable):
+        quotas.refund(first, ["13800138000"])
+
+    assert len(bodies) == 1
+    assert day_counts(dynamodb_url, table) == ["1"], "given back once, not twice"
+
+
+def test_throttled_calls_are_made_again(ledger: Ledger, dynamodb_url: str, table: str) -> None:
+    quotas = ledger(Limits(phone_per_minute=0, phone_per_hour=0, phone_per_day=5, account_per_day=10, ip_per_day=0))
+    updates = answer_conflicts(quotas.client, "UpdateItem", [THROTTLED, THROTTLED])
+    transactions = answer_conflicts(quotas.client, "TransactWriteItems", [THROTTLED])
+
+    assert list(quotas.reserve(SUBJECT, ["13800138000"]).granted) == ["13800138000"]
+    assert len(quotas.reserve(SUBJECT, ["13900139000", "13700137000"]).granted) == 2
+
+    assert updates[:2] == ["answered", "answered"]
+    assert transactions == ["answered", "sent"]
+    assert day_counts(dynamodb_url, table) == ["1", "1", "1"]
+    items = dynamodb_client(dynamodb_url).scan(TableName=table)["Items"]
+    assert [i["used"]["N"] for i in items if "used" in i] == ["3"]
+
+
+def test_the_ledgers_client_does_not_retry_by_itself() -> None:
+    # Any retry of botocore's own would send an ADD again after a lost answer
+    assert QUOTA_RETRIES.retries == {"total_max_attempts": 1, "mode": "standard"}

@@ -11,6 +11,7 @@ import boto3
 import pytest
 
 from local.sandbox import Fault, ProviderSandbox
+from smsgw import api
 from tests.support import call, event, free_port, header, invoke
 
 A, B, C = "13800138000", "13900139000", "15000150000"
@@ -271,3 +272,5 @@ def test_dynamodb_calls_per_request(
     # And every number's result says what is left of its tightest window (the minute: 1 of 1 used)
     assert {r["quota"]["remaining"] for r in body["results"]} == {0}
     assert calls == expected
+    # The ledger's updates go through a client that never sends them twice by itself
+    assert api.runtime().service.ledger.client.meta.config.retries == {"total_max_attempts": 1, "mode": "standard"}

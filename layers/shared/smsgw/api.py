@@ -32,7 +32,7 @@ from smsgw.messages import MessageLog
 from smsgw.models import SendRequest
 from smsgw.observability import logger, metrics, tracer
 from smsgw.outcomes import SendResult, Status
-from smsgw.quotas import QuotaLedger
+from smsgw.quotas import QUOTA_RETRIES, QuotaLedger
 from smsgw.schemas import ErrorDetail, ErrorInfo, ErrorResponse, SendResponse
 from smsgw.service import Caller, Delivery, Operation, SendService
 
@@ -67,8 +67,14 @@ _LOG_WRITER = ThreadPoolExecutor(max_workers=4, thread_name_prefix="message-log"
 
 @lru_cache(maxsize=1)
 def dynamodb_client() -> Any:
-    """One client (and connection pool) for quotas, idempotency and the message log."""
+    """One client (and connection pool) for idempotency and the message log."""
     return boto3.client("dynamodb", config=DYNAMODB_CONFIG)
+
+
+@lru_cache(maxsize=1)
+def quota_client() -> Any:
+    """The quota ledger's own client: one that never retries by itself (see `smsgw.quotas`)."""
+    return boto3.client("dynamodb", config=DYNAMODB_CONFIG.merge(QUOTA_RETRIES))
 
 
 @lru_cache(maxsize=1)
@@ -94,7 +100,7 @@ def runtime() -> Runtime:
     settings = get_provider_settings()
     model = credentials_model(settings.provider)
     store = CredentialStore(settings.provider_secret_id, model, max_age=settings.secret_max_age_seconds)
-    ledger = QuotaLedger(settings.quota_table_name, settings.limits, client_factory=dynamodb_client)
+    ledger = QuotaLedger(settings.quota_table_name, settings.limits, client_factory=quota_client)
     idempotency = Idempotency(
         settings.idempotency_table_name,
         expires_after_seconds=settings.idempotency_expiry_seconds,
@@ -105,7 +111,15 @@ def runtime() -> Runtime:
 
 def reset() -> None:
     """Forget configuration and clients (for tests that change the environment)."""
-    for cached in (get_settings, get_provider_settings, message_log, runtime, dynamodb_client, queue_consumer):
+    for cached in (
+        get_settings,
+        get_provider_settings,
+        message_log,
+        runtime,
+        dynamodb_client,
+        quota_client,
+        queue_consumer,
+    ):
         cached.cache_clear()
 
 

@@ -13,6 +13,13 @@ number). A transaction is all or nothing, so a number refused by its own limits 
 cancellation and the others are taken again without it. If the shared scopes cannot take the whole
 request, what is left is granted to the first numbers in the order given; whatever was reserved
 for a number that is not sent is given back.
+
+An `ADD` sent twice counts twice, so the ledger's client never retries by itself (`QUOTA_RETRIES`):
+the ledger sends a call again only where DynamoDB said it did not carry it out (a throttle, a
+conflict with a transaction) or the connection was never made. A lost answer (a timeout, a 5xx) is
+sent again only for reads and for transactions, which carry their own idempotency token; for an
+update it fails the request, which keeps the unit that may have been taken: a counter may count
+one request too many, never one too few.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import hashlib
 import random
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -29,7 +37,8 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from botocore.exceptions import ClientError
+from botocore.config import Config
+from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError, HTTPClientError
 
 from smsgw.errors import DependencyUnavailable
 from smsgw.providers.base import Clock, utc_now
@@ -41,9 +50,21 @@ BATCH_GET_KEYS = 100
 # A transaction cancelled for reasons other than a refusal (a conflict with another writer, a
 # throttle) is tried again this many times before its numbers are taken one by one.
 TRANSACTION_ATTEMPTS = 3
-# An update that meets a transaction in flight on its item is tried again this many times.
-CONFLICT_ATTEMPTS = 5
+# A call that DynamoDB did not carry out (throttled, in conflict with a transaction, not connected)
+# is made this many times in all.
+CALL_ATTEMPTS = 5
 _RETRYABLE_CANCELLATIONS = {"None", "TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
+# Errors by which DynamoDB says it did nothing.
+_NOT_DONE = frozenset(
+    {
+        "TransactionConflictException",
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+    }
+)
+QUOTA_RETRIES = Config(retries={"total_max_attempts": 1, "mode": "standard"})
+"""Merged into the ledger's client's configuration: no retries of its own (see above)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,22 +370,16 @@ class QuotaLedger:
         if any(units > w.limit for w in windows):
             return False, self._read(windows)
         update = self._update(windows, units)
-        for attempt in range(CONFLICT_ATTEMPTS):
-            try:
-                answer = self.client.update_item(
-                    **update, ReturnValues="UPDATED_NEW", ReturnValuesOnConditionCheckFailure="ALL_OLD"
-                )
-            except ClientError as exc:
-                if _code(exc) == "ConditionalCheckFailedException":
-                    return False, _counts(exc.response.get("Item") or {}, windows)
-                if _code(exc) == "TransactionConflictException" and attempt + 1 < CONFLICT_ATTEMPTS:
-                    _pause(attempt)
-                    continue
-                raise _unavailable(exc) from exc
-            except Exception as exc:
-                raise _unavailable(exc) from exc
-            return True, _counts(answer["Attributes"], windows)
-        raise AssertionError("unreachable")  # pragma: no cover
+        update.update(ReturnValues="UPDATED_NEW", ReturnValuesOnConditionCheckFailure="ALL_OLD")
+        try:
+            answer = self._call("update_item", update, repeatable=False)
+        except ClientError as exc:
+            if _code(exc) == "ConditionalCheckFailedException":
+                return False, _counts(exc.response.get("Item") or {}, windows)
+            raise _unavailable(exc) from exc
+        except Exception as exc:
+            raise _unavailable(exc) from exc
+        return True, _counts(answer["Attributes"], windows)
 
     def _take_each(self, counters: Sequence[Sequence[Window]]) -> list[tuple[bool, Counts | None]]:
         """One unit from each of up to 100 items, in one transaction: (taken, counts) per item. A
@@ -376,8 +391,13 @@ class QuotaLedger:
         for attempt in range(TRANSACTION_ATTEMPTS):
             if len(pending) <= 1:
                 break
+            transaction = {
+                "TransactItems": [self._transact_update(counters[i]) for i in pending],
+                # The same token on a call made again after a lost answer: DynamoDB applies it once.
+                "ClientRequestToken": str(uuid.uuid4()),
+            }
             try:
-                self.client.transact_write_items(TransactItems=[self._transact_update(counters[i]) for i in pending])
+                self._call("transact_write_items", transaction, repeatable=True)
             except ClientError as exc:
                 reasons = exc.response.get("CancellationReasons") or []
                 if _code(exc) != "TransactionCanceledException" or len(reasons) != len(pending):
@@ -412,10 +432,9 @@ class QuotaLedger:
         return {"Update": {**self._update(windows, 1), "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}
 
     def _read(self, windows: Sequence[Window]) -> Counts:
+        read = {"TableName": self.table_name, "Key": {"pk": {"S": windows[0].key}}, "ConsistentRead": True}
         try:
-            item = self.client.get_item(
-                TableName=self.table_name, Key={"pk": {"S": windows[0].key}}, ConsistentRead=True
-            ).get("Item")
+            item = self._call("get_item", read, repeatable=True).get("Item")
         except Exception as exc:
             raise _unavailable(exc) from exc
         return _counts(item or {}, windows)
@@ -436,9 +455,9 @@ class QuotaLedger:
                     "ExpressionAttributeNames": names,
                 }
             }
-            for attempt in range(CONFLICT_ATTEMPTS):
+            for attempt in range(CALL_ATTEMPTS):
                 try:
-                    answer = self.client.batch_get_item(RequestItems=request)
+                    answer = self._call("batch_get_item", {"RequestItems": request}, repeatable=True)
                 except Exception as exc:
                     raise _unavailable(exc) from exc
                 for item in answer.get("Responses", {}).get(self.table_name, []):
@@ -474,30 +493,50 @@ class QuotaLedger:
 
     def _return(self, windows: Sequence[Window], units: int) -> None:
         names = {f"#c{i}": w.attribute for i, w in enumerate(windows)}
-        for attempt in range(CONFLICT_ATTEMPTS):
-            try:
-                self.client.update_item(
-                    TableName=self.table_name,
-                    Key={"pk": {"S": windows[0].key}},
-                    UpdateExpression="ADD " + ", ".join(f"{n} :minus" for n in names),
-                    ConditionExpression=" AND ".join(f"{n} >= :n" for n in names),
-                    ExpressionAttributeNames=names,
-                    ExpressionAttributeValues={":minus": {"N": str(-units)}, ":n": {"N": str(units)}},
-                )
-            except ClientError as exc:
-                if _code(exc) == "TransactionConflictException" and attempt + 1 < CONFLICT_ATTEMPTS:
-                    _pause(attempt)
-                    continue
-                if _code(exc) != "ConditionalCheckFailedException":
-                    raise _unavailable(exc) from exc
-            except Exception as exc:
+        update = {
+            "TableName": self.table_name,
+            "Key": {"pk": {"S": windows[0].key}},
+            "UpdateExpression": "ADD " + ", ".join(f"{n} :minus" for n in names),
+            "ConditionExpression": " AND ".join(f"{n} >= :n" for n in names),
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": {":minus": {"N": str(-units)}, ":n": {"N": str(units)}},
+        }
+        try:
+            self._call("update_item", update, repeatable=False)
+        except ClientError as exc:
+            if _code(exc) != "ConditionalCheckFailedException":
                 raise _unavailable(exc) from exc
-            return
+        except Exception as exc:
+            raise _unavailable(exc) from exc
+
+    def _call(self, operation: str, request: dict[str, Any], *, repeatable: bool) -> dict[str, Any]:
+        """One DynamoDB call, made again where that cannot apply it twice: after an answer saying it
+        was not carried out or a connection never made, whatever the call; after a lost answer (a
+        timeout, a 5xx) only if it is `repeatable` (a read, a transaction with its token)."""
+        method = getattr(self.client, operation)
+        for attempt in range(CALL_ATTEMPTS):
+            last = attempt + 1 == CALL_ATTEMPTS
+            try:
+                answer: dict[str, Any] = method(**request)
+            except ClientError as exc:
+                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+                if last or not (_code(exc) in _NOT_DONE or (repeatable and status >= 500)):
+                    raise
+            except (EndpointConnectionError, ConnectTimeoutError):
+                if last:
+                    raise
+            except HTTPClientError:  # the request may have been carried out, its answer lost
+                if last or not repeatable:
+                    raise
+            else:
+                return answer
+            _pause(attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _pause(attempt: int) -> None:
-    """A short, jittered wait before trying again after a conflict."""
-    time.sleep(random.uniform(0, 0.01 * 2**attempt))  # noqa: S311 - jitter, not a secret
+    """A short, jittered wait before trying again after a conflict or a throttle."""
+    time.sleep(random.uniform(0, 0.02 * 2**attempt))  # noqa: S311 - jitter, not a secret
 
 
 def _unavailable(exc: Exception) -> DependencyUnavailable:
