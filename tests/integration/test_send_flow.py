@@ -256,6 +256,10 @@ def test_dynamodb_calls_per_request(
     calls: Counter[str] = Counter()
     session = boto3.session.Session()
     session.events.register("before-call.dynamodb", lambda model, **_: calls.update([model.name]))
+    agents: set[str] = set()
+    session.events.register(
+        "before-send.dynamodb", lambda request, **_: agents.add(request.headers["User-Agent"].decode())
+    )
     monkeypatch.setattr(boto3, "DEFAULT_SESSION", session)
     phones = [f"138{i:08d}" for i in range(count)]
 
@@ -274,3 +278,5 @@ def test_dynamodb_calls_per_request(
     assert calls == expected
     # The ledger's updates go through a client that never sends them twice by itself
     assert api.runtime().service.ledger.client.meta.config.retries == {"total_max_attempts": 1, "mode": "standard"}
+    # Every call carries the gateway's fixed User-Agent, not one botocore rebuilds per request
+    assert {agent.split()[0] for agent in agents} == {"sms-gateway"}

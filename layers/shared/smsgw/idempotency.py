@@ -8,9 +8,11 @@ with the same key should get a real second attempt.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
+import boto3
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
     IdempotencyConfig,
@@ -30,6 +32,9 @@ from smsgw.errors import DependencyUnavailable, GatewayError
 Answer = dict[str, Any]
 """`{"status": int, "headers": {...}, "body": {...}}`: an API answer as it is stored and replayed."""
 
+# A fixed User-Agent: botocore otherwise rebuilds its own for every request (sanitising some
+# twenty components, about 0.1 ms of CPU per call, most of a call's own work after I/O).
+USER_AGENT = f"sms-gateway Boto3/{boto3.__version__} lang/python#{sys.version_info.major}.{sys.version_info.minor}"
 # The gateway builds every request itself: botocore's client-side validation would only repeat it.
 DYNAMODB_CONFIG = Config(
     connect_timeout=2,
@@ -37,6 +42,7 @@ DYNAMODB_CONFIG = Config(
     retries={"max_attempts": 3, "mode": "standard"},
     max_pool_connections=50,
     parameter_validation=False,
+    user_agent=USER_AGENT,
 )
 
 
