@@ -320,7 +320,7 @@ def import_breakdown(variant: Variant, stack: Stack) -> tuple[list[tuple[str, fl
 # (label, file suffix, function name) of the steps reported inside the first invocation.
 FIRST_INVOCATION_STEPS: tuple[tuple[str, str, str], ...] = (
     ("Imports made during the request (lazy imports)", "<frozen importlib._bootstrap>", "_find_and_load"),
-    ("boto3 client creation (DynamoDB, Secrets Manager)", "botocore/session.py", "create_client"),
+    ("boto3 client creation (DynamoDB x2, Secrets Manager)", "botocore/session.py", "create_client"),
     ("Powertools resolver, whole route", "aws_lambda_powertools/event_handler/api_gateway.py", "resolve"),
     ("Credentials: Secrets Manager fetch + validation", "smsgw/credentials.py", "get"),
     ("Quota reservation (3 UpdateItem)", "smsgw/quotas.py", "reserve"),
