@@ -57,6 +57,9 @@ class Variant:
 # -- the layer --------------------------------------------------------------------------------------
 
 
+SLIM = REPOSITORY / "layers" / "shared" / "slim_botocore.py"
+
+
 def layer_distributions(build_layer: Path) -> list[str]:
     """The distributions `sam build` put in the layer."""
     return sorted(p.name.split("-")[0] for p in build_layer.glob("*.dist-info"))
@@ -73,6 +76,7 @@ def prepare_layers(build_layer: Path, out: Path) -> tuple[Path, Path]:
         stamp.update(f"{name}={importlib.metadata.version(name)};".encode())
     for path in sources:
         stamp.update(f"{path}:{path.stat().st_mtime_ns}:{path.stat().st_size};".encode())
+    stamp.update(SLIM.read_bytes())
     stamp.update(b"compileall --invalidation-mode unchecked-hash;")
     out = out.resolve()
     plain, compiled = out / "layer-as-built" / "python", out / "layer-compiled" / "python"
@@ -93,6 +97,8 @@ def prepare_layers(build_layer: Path, out: Path) -> tuple[Path, Path]:
                 target = plain / file
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(source, target)
+    # botocore's service models cut down as layers/shared/Makefile cuts them
+    subprocess.run([sys.executable, str(SLIM), str(plain)], check=True, stdout=subprocess.DEVNULL)  # noqa: S603
     shutil.copytree(smsgw, plain / "smsgw", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(plain, compiled)
     command = [

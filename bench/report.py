@@ -431,9 +431,10 @@ spawned to the moment its answer is back; the bare commands are timed to their e
 bytecode (`PYTHONDONTWRITEBYTECODE=1`, as on Lambda's read-only file system); the functions see their
 folder and then the layer first on `sys.path`, like Lambda. The layer is the set of distributions
 `sam build` put in `.aws-sam/build/SharedLayer` (built for arm64) copied from this machine's
-virtualenv: compiled (`compileall --invalidation-mode unchecked-hash`), as `layers/shared/Makefile`
-ships it, for every row but the last, and without bytecode, as SAM's default Python build would
-ship it, for the last. The tracer row has `POWERTOOLS_TRACE_DISABLED=false`,
+virtualenv, botocore's service models cut down to the ones the functions use
+(`layers/shared/slim_botocore.py`), and compiled (`compileall --invalidation-mode unchecked-hash`),
+as `layers/shared/Makefile` ships it, for every row but the last; the last has it without bytecode,
+as SAM's default Python build would ship it. The tracer row has `POWERTOOLS_TRACE_DISABLED=false`,
 `AWS_XRAY_CONTEXT_MISSING=LOG_ERROR`, a sampled `_X_AMZN_TRACE_ID` and a UDP sink as the X-Ray daemon
 (it received {cold.xray_datagrams} segment datagrams from the timed runs, so the tracer did trace); every other
 row has the tracer disabled, as the local stack runs it. Startup is spawn to the first line of the

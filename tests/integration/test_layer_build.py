@@ -6,10 +6,15 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import os
+import re
+import subprocess
+import sys
 from email.parser import HeaderParser
 from pathlib import Path
 
 import pytest
+from slim_botocore import SERVICES
 
 ROOT = Path(__file__).parents[2]
 LAYER = ROOT / ".aws-sam" / "build" / "SharedLayer" / "python"
@@ -67,3 +72,40 @@ def test_nothing_but_the_packages(layer: Path) -> None:
     assert not (layer / "bin").exists()
     assert not (layer / "requirements.txt").exists()
     assert (layer / "smsgw" / "quotas.py").is_file()
+
+
+def test_botocore_keeps_only_the_service_models_the_functions_use(layer: Path) -> None:
+    models = {p.name for p in (layer / "botocore" / "data").iterdir() if p.is_dir()}
+
+    assert models == SERVICES
+    assert (layer / "botocore" / "data" / "endpoints.json").is_file()
+
+
+def test_every_client_the_gateway_makes_has_its_model_in_the_layer() -> None:
+    made = {
+        name
+        for source in (ROOT / "layers" / "shared" / "smsgw").rglob("*.py")
+        for name in re.findall(r"""boto3\.client\(\s*["']([a-z0-9-]+)["']""", source.read_text(encoding="utf-8"))
+    }
+
+    assert made == {"dynamodb", "secretsmanager", "sqs"}
+    assert made <= SERVICES
+
+
+def test_the_slim_layer_makes_the_gateways_clients_and_no_others(layer: Path) -> None:
+    # botocore and its dependencies are pure Python: the arm64 layer runs here as it is
+    code = """
+import boto3, botocore.exceptions
+for name in ("dynamodb", "secretsmanager", "sqs", "sts", "xray"):
+    boto3.client(name, region_name="cn-north-1")
+try:
+    boto3.client("s3", region_name="cn-north-1")
+except botocore.exceptions.UnknownServiceError:
+    print("no s3")
+print(boto3.__file__)
+"""
+    env = {"PYTHONPATH": str(layer), "PATH": os.environ["PATH"], "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"}
+    done = subprocess.run([sys.executable, "-S", "-c", code], env=env, capture_output=True, text=True, check=False)  # noqa: S603
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["no s3", str(layer / "boto3" / "__init__.py")]
