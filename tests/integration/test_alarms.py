@@ -1,0 +1,119 @@
+"""The alarms and dashboards watch metrics the functions really emit: every metric of the gateway's
+namespace that template.yaml names (its name, its dimensions and their values) is compared with
+the EMF documents real sends print."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local.template import load_document
+from tests.support import call, event
+
+TEMPLATE = load_document(Path(__file__).parents[2] / "template.yaml")
+NAMESPACE = TEMPLATE["Parameters"]["MetricsNamespace"]["Default"]
+# One send per provider operation: (function, event file) → the operation's dimensions
+SENDS = {
+    ("polyv", "polyv-send.json"): ("polyv", "sms/send"),
+    ("aliyun", "aliyun-send.json"): ("aliyun", "SendInterSms"),
+    ("aliyun", "aliyun-batch-send.json"): ("aliyun", "SendBatchSms"),
+    ("ronglian", "ronglian-send.json"): ("ronglian", "TemplateSMS"),
+}
+Metric = tuple[str, frozenset[tuple[str, str]]]
+"""A metric of the gateway's namespace: its name and its dimensions."""
+
+
+def _resources(kind: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    for name, resource in TEMPLATE["Resources"].items():
+        if resource["Type"] == kind:
+            yield name, resource["Properties"]
+
+
+def _namespace(value: Any) -> str:
+    return NAMESPACE if value == {"Ref": "MetricsNamespace"} else str(value)
+
+
+def alarm_metrics() -> dict[str, set[Metric]]:
+    watched: dict[str, set[Metric]] = {}
+    for name, alarm in _resources("AWS::CloudWatch::Alarm"):
+        for query in alarm.get("Metrics", []):
+            metric = query.get("MetricStat", {}).get("Metric")
+            if metric and _namespace(metric["Namespace"]) == NAMESPACE:
+                dimensions = frozenset((d["Name"], d["Value"]) for d in metric["Dimensions"])
+                watched.setdefault(name, set()).add((metric["MetricName"], dimensions))
+        if _namespace(alarm.get("Namespace")) == NAMESPACE:
+            dimensions = frozenset((d["Name"], d["Value"]) for d in alarm.get("Dimensions", []))
+            watched.setdefault(name, set()).add((alarm["MetricName"], dimensions))
+    return watched
+
+
+def dashboard_metrics() -> dict[str, set[Metric]]:
+    watched: dict[str, set[Metric]] = {}
+    for name, dashboard in _resources("AWS::CloudWatch::Dashboard"):
+        body = dashboard["DashboardBody"]["Fn::Sub"].replace("${MetricsNamespace}", NAMESPACE)
+        body = re.sub(r"\$\{[^}]+\}", "resolved", body)
+        for widget in json.loads(body)["widgets"]:
+            for row in widget["properties"].get("metrics", []):
+                if row[0] != NAMESPACE:
+                    continue
+                pairs = [part for part in row[2:] if isinstance(part, str)]
+                dimensions = frozenset(zip(pairs[::2], pairs[1::2], strict=True))
+                watched.setdefault(name, set()).add((row[1], dimensions))
+    return watched
+
+
+@pytest.fixture
+def emitted(deploy: Any, capsys: pytest.CaptureFixture[str]) -> set[Metric]:
+    """What one send of each operation printed as EMF."""
+    metrics: set[Metric] = set()
+    for function, event_file in SENDS:
+        deploy(function)
+        capsys.readouterr()
+        assert call(function, event(event_file))["statusCode"] == 200
+        for line in capsys.readouterr().out.splitlines():
+            document = json.loads(line) if line.startswith("{") else {}
+            for directive in document.get("_aws", {}).get("CloudWatchMetrics", []):
+                assert directive["Namespace"] == NAMESPACE
+                for names in directive["Dimensions"]:
+                    dimensions = frozenset((n, document[n]) for n in names)
+                    metrics.update((m["Name"], dimensions) for m in directive["Metrics"])
+    return metrics
+
+
+def test_every_alarm_watches_metrics_the_functions_emit(emitted: set[Metric]) -> None:
+    alarms = alarm_metrics()
+
+    assert len(alarms) >= len(SENDS)
+    for name, metrics in alarms.items():
+        assert metrics <= emitted, f"{name} watches what nothing emits: {metrics - emitted}"
+
+
+def test_every_dashboard_shows_metrics_the_functions_emit(emitted: set[Metric]) -> None:
+    dashboards = dashboard_metrics()
+
+    assert set(dashboards) == {"PolyvDashboard", "AliyunDashboard", "RonglianDashboard"}
+    for name, metrics in dashboards.items():
+        assert metrics <= emitted, f"{name} shows what nothing emits: {metrics - emitted}"
+
+
+def test_each_operation_has_a_failure_rate_alarm_that_waits_for_a_minimum_volume() -> None:
+    watched_operations = set()
+    for name, alarm in _resources("AWS::CloudWatch::Alarm"):
+        if not name.endswith("FailureRateAlarm"):
+            continue
+        [rate] = [query for query in alarm["Metrics"] if query.get("ReturnData")]
+        # Below the minimum the rate is 0: one failure among a handful of sends does not fire it
+        assert rate["Expression"] == {
+            "Fn::Sub": "IF(total >= ${ProviderFailureAlarmMinimumNumbers}, failed / total, 0)"
+        }
+        assert alarm["Threshold"] == {"Ref": "ProviderFailureRateThreshold"}
+        for _, dimensions in alarm_metrics()[name]:
+            watched_operations.add((dict(dimensions)["provider"], dict(dimensions)["operation"]))
+
+    assert watched_operations == set(SENDS.values())
+    assert TEMPLATE["Parameters"]["ProviderFailureAlarmMinimumNumbers"]["Default"] == 10
