@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     counts = (
         {"cold": 2, "warm": 20, "warmup": 5, "phases": 10, "reps": 1, "injected": 1, "queue": 1}
         if args.quick
-        else {"cold": 11, "warm": 300, "warmup": 20, "phases": 100, "reps": 5, "injected": 3, "queue": 5}
+        else {"cold": 11, "warm": 300, "warmup": 100, "phases": 100, "reps": 5, "injected": 3, "queue": 5}
     )
     saved = OUT / "results.pickle"
     if args.report_only:

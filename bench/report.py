@@ -533,7 +533,8 @@ def warm_section(results: Results) -> str:
 
 One number per send, handler called directly in this process, the sandbox answering at once;
 every quota window on (limits out of reach, so no number is refused), no Idempotency-Key; each
-call sends to a number of its own. {results.counts["warmup"]} untimed calls, then {calls} timed ones per operation;
+call sends to a number of its own. {results.counts["warmup"]} untimed calls first (the clients' connections, and
+DynamoDB Local's JVM compiling its hot paths on the other core), then {calls} timed ones per operation;
 "p50 per block" is the lowest and highest overhead p50 of their {blocks} consecutive blocks, the spread
 within this run.
 
