@@ -112,11 +112,14 @@ def test_without_a_proxy_the_session_reads_the_environment_once(no_proxy_environ
     assert session.verify == "/etc/ssl/gateway-bundle.pem"
 
 
-def test_curl_ca_bundle_is_the_fallback_and_none_means_the_default_store(
+def test_requests_ca_bundle_comes_first_then_curl_ca_bundle_then_the_default_store(
     no_proxy_environment: pytest.MonkeyPatch,
 ) -> None:
-    no_proxy_environment.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    no_proxy_environment.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/requests-bundle.pem")
     no_proxy_environment.setenv("CURL_CA_BUNDLE", "/etc/ssl/curl-bundle.pem")
+    assert no_retry_session(4).verify == "/etc/ssl/requests-bundle.pem"
+
+    no_proxy_environment.delenv("REQUESTS_CA_BUNDLE")
     assert no_retry_session(4).verify == "/etc/ssl/curl-bundle.pem"
 
     no_proxy_environment.delenv("CURL_CA_BUNDLE")
