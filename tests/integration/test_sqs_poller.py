@@ -383,6 +383,26 @@ def test_drain_gives_up_with_a_timeout_error_while_messages_wait(
     assert invocations(log) == []
 
 
+def test_drain_reads_the_queues_again_before_it_trusts_an_empty_count(
+    poller: SqsPoller, queues: dict[str, Physical], sqs: Any, log: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a waiting message and a first read of the counts that misses it, as moto's does when
+    # the message's visibility timeout ends while the counts are taken
+    send(sqs, queues["WorkQueue"].ref, log=str(log))
+    real_pending, reads = poller.pending, []
+
+    def pending() -> dict[str, dict[str, int]]:
+        reads.append(1)
+        return {} if len(reads) == 1 else real_pending()
+
+    monkeypatch.setattr(poller, "pending", pending)
+
+    # Then drain does not return on that one read
+    with pytest.raises(TimeoutError, match="WorkQueue"):
+        poller.drain(timeout=0.3)
+    assert len(reads) > 1
+
+
 def test_drain_returns_at_once_when_the_queues_are_empty(poller: SqsPoller, queues: dict[str, Physical]) -> None:
     poller.drain(timeout=5)
 
