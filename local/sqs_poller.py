@@ -490,12 +490,10 @@ class SqsPoller:
             with self._changed:
                 self._changed.wait_for(lambda: self._in_flight == 0, max(deadline - time.monotonic(), 0))
                 in_flight, generation = self._in_flight, self._generation
-            pending = self.pending() if in_flight == 0 else {}
-            if in_flight == 0 and not pending:
-                # moto counts visible messages first and invisible ones after: a message whose
-                # visibility timeout ends between the two is in neither count. A second read
-                # finds it visible (or received, or moved to its dead-letter queue).
-                pending = self.pending()
+            # moto counts visible messages first and invisible ones after: a message whose
+            # visibility timeout ends between the two is in neither count. An empty read is
+            # therefore read again, which finds it visible (or received, or in its dead-letter queue).
+            pending = (self.pending() or self.pending()) if in_flight == 0 else {}
             with self._changed:
                 # A batch that came and went while the queues were being read could have sent more.
                 quiet = self._in_flight == 0 and self._generation == generation
