@@ -18,7 +18,14 @@ ALIYUN = {
         "Throttling.User",
         "SignatureNonceUsed",
     ],
-    Status.RATE_LIMITED: ["isv.BUSINESS_LIMIT_CONTROL", "isv.DAY_LIMIT_CONTROL", "isv.MONTH_LIMIT_CONTROL"],
+    Status.RATE_LIMITED: [
+        "isv.BUSINESS_LIMIT_CONTROL",
+        "isv.DAY_LIMIT_CONTROL",
+        "isv.MONTH_LIMIT_CONTROL",
+        "isv.BUSINESS_LIMIT_HOUR",
+        "isv.BUSINESS_LIMIT_DAY",
+    ],
+    Status.AMBIGUOUS: ["isp.GATEWAY_ERROR"],
     Status.REJECTED: [
         "isv.MOBILE_NUMBER_ILLEGAL",
         "isv.MOBILE_COUNT_OVER_LIMIT",
@@ -43,6 +50,7 @@ ALIYUN = {
         "MissingPhoneNumbers",
         "InvalidTimeStamp.Expired",
         "isv.DENY_IP_RANGE",
+        "isv.NOT_SUPPORTED_COUNTRY",
     ],
 }
 
@@ -73,6 +81,20 @@ RONGLIAN = {
         "160053",
         "160055",
         "160065",
+        *(str(code) for code in range(111100, 111109)),
+        "111110",
+        "111113",
+        "113302",
+        "160030",
+        "160031",
+        "160035",
+        "160036",
+        "160037",
+        "160044",
+        "160052",
+        "160057",
+        *(str(code) for code in range(160058, 160063)),
+        "160070",
     ],
 }
 
@@ -106,7 +128,7 @@ def test_unknown_aliyun_code_is_never_retryable(code: str, http_status: int) -> 
     assert not classified.retry_safe
 
 
-@pytest.mark.parametrize("code", ["999999", "160999", "abc", "111100"])
+@pytest.mark.parametrize("code", ["999999", "160999", "abc", "111112", "160051"])
 def test_unknown_ronglian_code_is_never_retryable(code: str) -> None:
     classified = ronglian.classify_code(code)
     assert classified.status is Status.AMBIGUOUS

@@ -39,7 +39,18 @@ DEFAULT_ENDPOINT = "https://dysmsapi.aliyuncs.com"
 API_VERSION = "2017-05-25"
 
 RETRYABLE_CODES = frozenset({"isp.SYSTEM_ERROR", "InternalError", "ServiceUnavailable", "SignatureNonceUsed"})
-RATE_LIMITED_CODES = frozenset({"isv.BUSINESS_LIMIT_CONTROL", "isv.DAY_LIMIT_CONTROL", "isv.MONTH_LIMIT_CONTROL"})
+RATE_LIMITED_CODES = frozenset(
+    {
+        "isv.BUSINESS_LIMIT_CONTROL",
+        "isv.DAY_LIMIT_CONTROL",
+        "isv.MONTH_LIMIT_CONTROL",
+        # SendInterSms's own per-number windows.
+        "isv.BUSINESS_LIMIT_HOUR",
+        "isv.BUSINESS_LIMIT_DAY",
+    }
+)
+# A failure inside Aliyun's gateway after the request was taken: whether the SMS went out is unknown.
+AMBIGUOUS_CODES = frozenset({"isp.GATEWAY_ERROR"})
 AUTH_CODES = frozenset({"SignatureDoesNotMatch", "isp.RAM_PERMISSION_DENY"})
 PERMANENT_CODES = frozenset(
     {
@@ -60,6 +71,7 @@ PERMANENT_CODES = frozenset(
         "isv.ACCOUNT_NOT_EXISTS",
         "isv.ACCOUNT_ABNORMAL",
         "isv.DENY_IP_RANGE",
+        "isv.NOT_SUPPORTED_COUNTRY",
     }
 )
 PERMANENT_PREFIXES = ("Missing", "InvalidTimeStamp.")
@@ -72,6 +84,8 @@ def classify_code(code: str | None, http_status: int) -> Classified:
         return RETRYABLE
     if code in RATE_LIMITED_CODES:
         return RATE_LIMITED
+    if code in AMBIGUOUS_CODES:
+        return AMBIGUOUS
     if code in AUTH_CODES or (code or "").startswith(AUTH_PREFIXES):
         return AUTH_REJECTED
     if code in PERMANENT_CODES or (code or "").startswith(PERMANENT_PREFIXES):

@@ -66,12 +66,26 @@ _EXACT: Mapping[str, Classified] = {
     "160053": REJECTED,  # IP not allowed
     "160055": REJECTED,  # reqId too long
     "160065": REJECTED,  # bad subAppend
+    "111110": REJECTED,
+    "111113": REJECTED,  # malformed Authorization or URL (with 111100-111108)
+    "113302": REJECTED,  # the test template, sent to a number not registered for tests
+    "160030": REJECTED,
+    "160031": REJECTED,  # empty or unparsable body
+    "160035": REJECTED,  # empty content
+    "160036": REJECTED,  # unknown template type
+    "160037": REJECTED,  # content too long
+    "160044": REJECTED,  # no number
+    "160052": REJECTED,  # bad template variable format
+    "160057": REJECTED,  # template id must be numeric
+    "160070": REJECTED,  # international SMS not permitted (with 160058-160062)
 }
 _RANGES: tuple[tuple[int, int, Classified], ...] = (
     (111000, 111099, RETRYABLE),  # internal errors
+    (111100, 111108, REJECTED),  # malformed Authorization or URL: base64, timestamp, account, sig
     (111128, 111143, REJECTED),  # account problems (111142: balance)
     (111169, 111182, REJECTED),  # app problems
     (112300, 112311, REJECTED),  # empty or missing fields
+    (160058, 160062, REJECTED),  # international SMS: permission or country
 )
 
 
