@@ -2,7 +2,7 @@
 
 A client pointed at `ProviderSandbox.url` instead of the provider's host cannot tell the
 difference in the wire format: same paths, parameters, signatures, clocks and answer bodies
-(docs/PROVIDERS.md is the reference). Every signature is checked with code that shares nothing with
+(docs/providers.md is the reference). Every signature is checked with code that shares nothing with
 the gateway's clients: Aliyun's with Aliyun's own signer, Polyv's and Ronglian's with the
 functions below, proven against the providers' published answers in the tests.
 
@@ -58,7 +58,7 @@ MAINLAND = re.compile(r"1[3-9]\d{9}")
 NOT_MAINLAND = re.compile(r"1[0-2]\d{9}")
 
 
-# --- Signatures, written from docs/PROVIDERS.md (Aliyun's is the official signer) ---------------
+# --- Signatures, written from docs/providers.md (Aliyun's is the official signer) ---------------
 
 
 def polyv_sign(params: Mapping[str, str | None], app_secret: str, signature_method: str | None = None) -> str:
@@ -610,7 +610,7 @@ def _string_object(value: Any) -> bool:
 # --- Ronglian ------------------------------------------------------------------------------------
 
 
-# Sandbox choice: the wording of each statusMsg; the codes follow docs/PROVIDERS.md.
+# Sandbox choice: the wording of each statusMsg; the codes follow docs/providers.md.
 RONGLIAN_MESSAGES: dict[str, str] = {
     "000000": "成功",
     "111106": "时间戳已过期",
@@ -663,7 +663,7 @@ class _Ronglian:
         match = self.PATH.fullmatch(incoming.path)
         account = self.state.accounts.ronglian_accounts.get(match.group(1) if match else "")
         if account is None:
-            # Sandbox choice: docs/PROVIDERS.md puts 111128-111143 on account problems.
+            # Sandbox choice: docs/providers.md puts 111128-111143 on account problems.
             return self.error("111128")
         refused = self._check_auth(incoming, account.account_sid, account.auth_token)
         if refused is not None:
@@ -736,7 +736,7 @@ class _Ronglian:
             if not isinstance(body.get(name), str) or not body[name]:
                 return self.error(code)
         if body["appId"] != app_id:
-            # Sandbox choice: docs/PROVIDERS.md puts 111169-111182 on application problems.
+            # Sandbox choice: docs/providers.md puts 111169-111182 on application problems.
             return self.error("111171")
         if len(phones) > self.MAX_NUMBERS:
             return self.error("160048")
