@@ -18,8 +18,9 @@ from local.sandbox.accounts import (
     SandboxAccounts,
 )
 from local.sandbox.aliyun import aliyun_signature
-from local.sandbox.faults import OPERATIONS, Fault, FaultKind
+from local.sandbox.faults import Fault, FaultKind
 from local.sandbox.polyv import polyv_sign
+from local.sandbox.registry import OPERATIONS
 from local.sandbox.ronglian import ronglian_authorization, ronglian_sig
 from local.sandbox.server import ProviderSandbox
 from local.sandbox.state import RecordedCall

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, ClassVar
 
+# Annotations only, here and in every provider module: faults takes its operations from the
+# registry, which imports the provider modules.
 if TYPE_CHECKING:
     from local.sandbox.faults import Fault
     from local.sandbox.state import State
