@@ -142,17 +142,34 @@ class Aliyun(Provider):
         return reply
 
     def handle(self, incoming: Incoming, phones: list[str]) -> Reply:
+        for check in (self._check_request, self._authenticate, self._check_business):
+            refused = check(incoming)
+            if refused is not None:
+                return refused
+        fault = self.state.faults.take(f"aliyun.{incoming.params['Action']}", phones, frozenset({"code"}))
+        if fault is not None:
+            reply = self.business(str(fault.code))
+            reply.outcome = "fault:code"
+            return reply
+        payload = {
+            "RequestId": str(uuid.uuid4()).upper(),
+            "Code": "OK",
+            "Message": "OK",
+            "BizId": digits_id(18) + "^0",
+        }
+        return Reply(200, payload, "accepted", "OK", list(phones))
+
+    def _check_request(self, incoming: Incoming) -> Reply | None:
+        """The HTTP method and the common parameters, before the key is looked at."""
         if incoming.method not in ("GET", "POST"):
             # Sandbox choice: Aliyun RPC takes GET and POST only; the code is not documented.
             return self.gateway_error(
                 405, "UnsupportedHTTPMethod", f"Specified http method {incoming.method} is not supported."
             )
         params = incoming.params
-        for name in self.COMMON:
-            if not params.get(name):
-                return self.gateway_error(400, f"Missing{name}", f"{name} is mandatory for this action.")
-        if not params.get("Version"):
-            return self.gateway_error(400, "MissingVersion", "Version is mandatory for this action.")
+        missing = self._missing(params, (*self.COMMON, "Version"))
+        if missing:
+            return missing
         if params["Version"] != self.VERSION:
             return self.gateway_error(400, "InvalidVersion", "Specified parameter Version is not valid.")
         if params["Action"] not in self.ACTIONS:
@@ -166,11 +183,17 @@ class Aliyun(Provider):
                 return self.gateway_error(
                     400, "InvalidParameter", f"Specified parameter {name} is not valid: it must be {required}."
                 )
+        return None
+
+    def _authenticate(self, incoming: Incoming) -> Reply | None:
+        """The key, the clock and the signature; an authentic request then spends its nonce."""
+        params = incoming.params
         secret = self.state.accounts.aliyun_secrets.get(params["AccessKeyId"])
         if secret is None:
             return self.gateway_error(404, "InvalidAccessKeyId.NotFound", "Specified access key is not found.")
-        if not params.get("Timestamp"):
-            return self.gateway_error(400, "MissingTimestamp", "Timestamp is mandatory for this action.")
+        missing = self._missing(params, ("Timestamp",))
+        if missing:
+            return missing
         try:
             sent_at = datetime.strptime(params["Timestamp"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
         except ValueError:
@@ -194,23 +217,11 @@ class Aliyun(Provider):
         if nonce_key in self.nonces:
             return self.gateway_error(400, "SignatureNonceUsed", "Specified signature nonce was used already.")
         self.nonces[nonce_key] = now
+        return None
 
-        operation = f"aliyun.{params['Action']}"
-        refused = self._check_inter(params) if params["Action"] == "SendInterSms" else self._check_batch(params)
-        if refused is not None:
-            return refused
-        fault = self.state.faults.take(operation, phones, frozenset({"code"}))
-        if fault is not None:
-            reply = self.business(str(fault.code))
-            reply.outcome = "fault:code"
-            return reply
-        payload = {
-            "RequestId": str(uuid.uuid4()).upper(),
-            "Code": "OK",
-            "Message": "OK",
-            "BizId": digits_id(18) + "^0",
-        }
-        return Reply(200, payload, "accepted", "OK", list(phones))
+    def _check_business(self, incoming: Incoming) -> Reply | None:
+        params = incoming.params
+        return self._check_inter(params) if params["Action"] == "SendInterSms" else self._check_batch(params)
 
     def _forget_nonces(self, now: datetime) -> None:
         stale = [k for k, seen in self.nonces.items() if now - seen > self.NONCE_MEMORY]
@@ -251,9 +262,26 @@ class Aliyun(Provider):
         numbers = _loads(params["PhoneNumberJson"])
         sign_names = _loads(params["SignNameJson"])
         template_params = _loads(params["TemplateParamJson"])
-        if not isinstance(numbers, list) or not all(isinstance(n, str) for n in numbers):
+        refused = self._check_batch_lists(numbers, sign_names, template_params, params.get("SmsUpExtendCodeJson"))
+        if refused is not None:
+            return refused
+        if not all(_string_object(p) for p in template_params):
+            return self.business("isv.INVALID_JSON_PARAM")
+        if not all(self._batch_number_ok(n) for n in numbers):
+            return self.business("isv.MOBILE_NUMBER_ILLEGAL")
+        if not all(s.strip() for s in sign_names):
+            return self.business("isv.SMS_SIGNATURE_ILLEGAL")
+        if not self.TEMPLATE_CODE.fullmatch(params["TemplateCode"]):
+            return self.business("isv.SMS_TEMPLATE_ILLEGAL")
+        return None
+
+    def _check_batch_lists(
+        self, numbers: Any, sign_names: Any, template_params: Any, extend_codes: str | None
+    ) -> Reply | None:
+        """The batch's JSON arrays: of the right types, one entry per number, at most MAX_BATCH numbers."""
+        if not _string_list(numbers):
             return self.business("isv.INVALID_JSON_PARAM", "PhoneNumberJson must be a JSON array of strings")
-        if not isinstance(sign_names, list) or not all(isinstance(s, str) for s in sign_names):
+        if not _string_list(sign_names):
             return self.business("isv.INVALID_JSON_PARAM", "SignNameJson must be a JSON array of strings")
         if not isinstance(template_params, list):
             return self.business("isv.INVALID_JSON_PARAM", "TemplateParamJson must be a JSON array of objects")
@@ -265,19 +293,10 @@ class Aliyun(Provider):
             return self.business(
                 "isv.INVALID_PARAMETERS", "PhoneNumberJson, SignNameJson and TemplateParamJson differ in length"
             )
-        extend_codes = params.get("SmsUpExtendCodeJson")
         if extend_codes:
             codes = _loads(extend_codes)
             if not isinstance(codes, list) or len(codes) != len(numbers):
                 return self.business("isv.INVALID_PARAMETERS", "SmsUpExtendCodeJson must match PhoneNumberJson")
-        if not all(_string_object(p) for p in template_params):
-            return self.business("isv.INVALID_JSON_PARAM")
-        if not all(self._batch_number_ok(n) for n in numbers):
-            return self.business("isv.MOBILE_NUMBER_ILLEGAL")
-        if not all(s.strip() for s in sign_names):
-            return self.business("isv.SMS_SIGNATURE_ILLEGAL")
-        if not self.TEMPLATE_CODE.fullmatch(params["TemplateCode"]):
-            return self.business("isv.SMS_TEMPLATE_ILLEGAL")
         return None
 
     def _batch_number_ok(self, number: str) -> bool:
@@ -294,6 +313,10 @@ def _loads(text: str) -> Any:
         return json.loads(text)
     except ValueError:
         return None
+
+
+def _string_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
 def _string_object(value: Any) -> bool:
