@@ -4,7 +4,9 @@ and the provider listener taken down and brought back up."""
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 from local.sandbox.faults import Fault
@@ -14,50 +16,92 @@ if TYPE_CHECKING:
     from local.sandbox.server import ProviderSandbox
 
 
+@dataclass(frozen=True)
+class Request:
+    query: str
+    body: bytes
+
+
+Answer = tuple[int, Any]
+
+
+def _describe(sandbox: ProviderSandbox, request: Request) -> Answer:
+    return 200, {"url": sandbox.url, "control_url": sandbox.control_url, "up": sandbox.is_up}
+
+
+def _calls(sandbox: ProviderSandbox, request: Request) -> Answer:
+    operation = dict(parse_qsl(request.query)).get("operation")
+    calls = sandbox.calls_for(operation) if operation else sandbox.calls
+    return 200, {"calls": [c.to_dict() for c in calls]}
+
+
+def _accepted_phones(sandbox: ProviderSandbox, request: Request) -> Answer:
+    return 200, {"accepted_phones": sandbox.accepted_phones()}
+
+
+def _faults(sandbox: ProviderSandbox, request: Request) -> Answer:
+    return 200, {"faults": [f.to_dict() for f in sandbox.faults]}
+
+
+def _add_fault(sandbox: ProviderSandbox, request: Request) -> Answer:
+    try:
+        fault = Fault.from_dict(json.loads(request.body.decode("utf-8") or "null"))
+    except (ValueError, TypeError) as exc:
+        return 400, {"error": str(exc)}
+    sandbox.add_fault(fault)
+    return 201, {"fault": fault.to_dict()}
+
+
+def _clear_faults(sandbox: ProviderSandbox, request: Request) -> Answer:
+    sandbox.clear_faults()
+    return 200, {"faults": []}
+
+
+def _reset(sandbox: ProviderSandbox, request: Request) -> Answer:
+    sandbox.reset()
+    return 200, {"reset": True}
+
+
+def _down(sandbox: ProviderSandbox, request: Request) -> Answer:
+    sandbox.go_down()
+    return 200, {"up": False}
+
+
+def _up(sandbox: ProviderSandbox, request: Request) -> Answer:
+    try:
+        sandbox.come_up()
+    except OSError as exc:
+        return 409, {"error": f"cannot listen again: {exc}"}
+    return 200, {"up": True}
+
+
+ENDPOINTS: dict[tuple[str, str], Callable[[ProviderSandbox, Request], Answer]] = {
+    ("GET", "/"): _describe,
+    ("GET", "/calls"): _calls,
+    ("GET", "/accepted-phones"): _accepted_phones,
+    ("GET", "/faults"): _faults,
+    ("POST", "/faults"): _add_fault,
+    ("DELETE", "/faults"): _clear_faults,
+    ("POST", "/reset"): _reset,
+    ("POST", "/down"): _down,
+    ("POST", "/up"): _up,
+}
+PATHS = frozenset(path for _, path in ENDPOINTS)
+
+
 def serve(sandbox: ProviderSandbox, handler: Handler) -> None:
     try:
-        raw = handler.read_body()
+        body = handler.read_body()
     except BadRequest as exc:
         handler.send_json(400, {"error": str(exc)})
         return
     parts = urlsplit(handler.path)
-    route = (handler.command, parts.path.rstrip("/") or "/")
-    match route:
-        case ("GET", "/"):
-            handler.send_json(200, {"url": sandbox.url, "control_url": sandbox.control_url, "up": sandbox.is_up})
-        case ("GET", "/calls"):
-            operation = dict(parse_qsl(parts.query)).get("operation")
-            calls = sandbox.calls_for(operation) if operation else sandbox.calls
-            handler.send_json(200, {"calls": [c.to_dict() for c in calls]})
-        case ("GET", "/accepted-phones"):
-            handler.send_json(200, {"accepted_phones": sandbox.accepted_phones()})
-        case ("GET", "/faults"):
-            handler.send_json(200, {"faults": [f.to_dict() for f in sandbox.faults]})
-        case ("POST", "/faults"):
-            try:
-                fault = Fault.from_dict(json.loads(raw.decode("utf-8") or "null"))
-            except (ValueError, TypeError) as exc:
-                handler.send_json(400, {"error": str(exc)})
-                return
-            sandbox.add_fault(fault)
-            handler.send_json(201, {"fault": fault.to_dict()})
-        case ("DELETE", "/faults"):
-            sandbox.clear_faults()
-            handler.send_json(200, {"faults": []})
-        case ("POST", "/reset"):
-            sandbox.reset()
-            handler.send_json(200, {"reset": True})
-        case ("POST", "/down"):
-            sandbox.go_down()
-            handler.send_json(200, {"up": False})
-        case ("POST", "/up"):
-            try:
-                sandbox.come_up()
-            except OSError as exc:
-                handler.send_json(409, {"error": f"cannot listen again: {exc}"})
-                return
-            handler.send_json(200, {"up": True})
-        case (_, "/" | "/calls" | "/accepted-phones" | "/faults" | "/reset" | "/down" | "/up"):
-            handler.send_json(405, {"error": f"{handler.command} is not allowed on {parts.path}"})
-        case _:
-            handler.send_json(404, {"error": f"no control endpoint at {parts.path}"})
+    path = parts.path.rstrip("/") or "/"
+    endpoint = ENDPOINTS.get((handler.command, path))
+    if endpoint is not None:
+        status, payload = endpoint(sandbox, Request(parts.query, body))
+    elif path in PATHS:
+        status, payload = 405, {"error": f"{handler.command} is not allowed on {parts.path}"}
+    else:
+        status, payload = 404, {"error": f"no control endpoint at {parts.path}"}
+    handler.send_json(status, payload)
