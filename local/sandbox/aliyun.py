@@ -113,7 +113,7 @@ class Aliyun(Provider):
         return raw.split(",") if raw else []
 
     def recorded_body(self, incoming: Incoming) -> Any:
-        # The form body is parsed into the recorded call's `params` already.
+        # Aliyun's parameters come in the query or a form body; the recorded call holds them in `params`.
         return None
 
     def gateway_error(self, http_status: int, code: str, message: str) -> Reply:

@@ -18,7 +18,7 @@ from local.sandbox.transport import ControlHandler, Handler, ProviderHandler, Se
 
 
 class ProviderSandbox:
-    """The four provider operations on one loopback port, and a JSON control API on another."""
+    """Every provider operation on one loopback port, and a JSON control API on another."""
 
     def __init__(
         self,
