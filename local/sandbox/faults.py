@@ -26,9 +26,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal, get_args
 
+from local.sandbox.registry import OPERATIONS
+
 FaultKind = Literal["http_status", "code", "timeout", "reset", "garbled", "slow"]
 FAULT_KINDS: frozenset[str] = frozenset(get_args(FaultKind))
-OPERATIONS: tuple[str, ...] = ("polyv.send", "aliyun.SendInterSms", "aliyun.SendBatchSms", "ronglian.TemplateSMS")
 
 DEFAULT_TIMEOUT_DELAY = 30.0
 DEFAULT_SLOW_DELAY = 1.0
