@@ -19,7 +19,7 @@ from bench.probes import Probe, Sample, rounds, timed
 from bench.stack import Stack, apply_environment
 from bench.workloads import BY_NAME, OPERATIONS, Operation, Phones, send_event
 from local.sandbox import Fault
-from smsgw import api
+from smsgw import runtime
 from tests.support import call, sqs_event
 
 INJECTED = 0.020
@@ -57,7 +57,7 @@ class Harness:
     def use(self, provider: str) -> None:
         if provider != self.provider:
             apply_environment(self.stack.environment(provider))
-            api.reset()
+            runtime.reset()
             # The dropped clients and thread pools go now, not at some later collection that
             # would land inside a timed call.
             gc.collect()

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 import boto3
 from requests.adapters import HTTPAdapter
 
-from smsgw import api
+from smsgw import runtime
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,13 +185,13 @@ class Probe:
                 probe._record(Call("provider", urlsplit(request.url).path, start, end, start, end))
 
         HTTPAdapter.send = send  # type: ignore[method-assign]
-        api.reset()
+        runtime.reset()
 
     def uninstall(self) -> None:
         if self._saved_send is not None:
             HTTPAdapter.send = self._saved_send  # type: ignore[method-assign]
         boto3.DEFAULT_SESSION = self._saved_session
-        api.reset()
+        runtime.reset()
 
     @contextmanager
     def installed(self) -> Iterator[Probe]:

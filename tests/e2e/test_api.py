@@ -23,6 +23,11 @@ def sample(event_file: str) -> dict[str, Any]:
     return body
 
 
+def e164(phone: str) -> str:
+    """How the answer spells a number of these tests: mainland ones 11 digits, Hong Kong's 8."""
+    return f"+852{phone}" if len(phone) == 8 else f"+86{phone}"
+
+
 def phones_of(body: dict[str, Any]) -> list[str]:
     return body.get("phone_numbers") or [m["phone_number"] for m in body["messages"]]
 
@@ -84,7 +89,7 @@ class TestEveryRoute:
 
         assert response.status_code == 200, response.text
         body = response.json()
-        assert [r["phone_number"] for r in body["results"]] == route.phones
+        assert [r["phone_number"] for r in body["results"]] == [e164(p) for p in route.phones]
         assert {r["status"] for r in body["results"]} == {"accepted"}
         assert all(r["message_id"] for r in body["results"])
         assert body["request_id"] == response.headers["x-amzn-RequestId"]

@@ -13,7 +13,7 @@ from moto.server import ThreadedMotoServer
 
 from local.processes import DynamoDBLocal
 from local.sandbox import ProviderSandbox
-from smsgw import api
+from smsgw import runtime
 from tests.support import NO_QUOTAS, Tables, create_table, free_port, secret_values
 
 
@@ -78,8 +78,8 @@ def deploy(aws: str, sandbox: ProviderSandbox, monkeypatch: pytest.MonkeyPatch, 
         arn: str = secrets.create_secret(Name=name, SecretString=payload)["ARN"]
         monkeypatch.setenv("PROVIDER", provider)
         monkeypatch.setenv("PROVIDER_SECRET_ID", arn)
-        api.reset()
+        runtime.reset()
         return arn
 
     yield _deploy
-    api.reset()
+    runtime.reset()

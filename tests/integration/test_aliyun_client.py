@@ -61,14 +61,14 @@ class TestSendInterSms:
         assert call.params["OutId"] == "order-1"
 
     def test_one_call_per_number_some_rejected(self, inter: AliyunInterSmsClient, sandbox: ProviderSandbox) -> None:
-        sandbox.add_fault(Fault(kind="code", operation=INTER, phone="92222222", code="isv.MOBILE_NUMBER_ILLEGAL"))
+        sandbox.add_fault(Fault(kind="code", operation=INTER, phone="91230002", code="isv.MOBILE_NUMBER_ILLEGAL"))
 
-        result = inter.send(inter_request("91111111", "92222222", "93333333"))
+        result = inter.send(inter_request("91230001", "91230002", "91230003"))
 
         assert result.calls == 3
         assert [o.status for o in result.outcomes] == [Status.ACCEPTED, Status.REJECTED, Status.ACCEPTED]
         assert result.outcomes[1].provider_code == "isv.MOBILE_NUMBER_ILLEGAL"
-        assert sorted(sandbox.accepted_phones()) == ["91111111", "93333333"]
+        assert sorted(sandbox.accepted_phones()) == ["91230001", "91230003"]
 
     @pytest.mark.parametrize(
         ("code", "status"),
@@ -147,7 +147,7 @@ class TestSendInterSms:
         # have arrived at least two seconds after the first.
         sandbox.add_fault(Fault(kind="slow", operation=INTER, delay=1.0))
         client = AliyunInterSmsClient(aliyun_credentials, settings=HttpSettings(read_timeout=5))
-        client.send(inter_request("91111111", "92222222", "93333333"))
+        client.send(inter_request("91230001", "91230002", "91230003"))
         arrivals = sorted(c.at for c in sandbox.calls_for(INTER))
         assert len(arrivals) == 3
         assert arrivals[-1] - arrivals[0] < timedelta(seconds=1)
@@ -162,7 +162,8 @@ class TestSendBatchSms:
         assert [o.status for o in result.outcomes] == [Status.ACCEPTED, Status.ACCEPTED]
         assert result.outcomes[0].message_id == result.outcomes[1].message_id, "one BizId per batch"
         [call] = sandbox.calls_for(BATCH)
-        assert json.loads(call.params["PhoneNumberJson"]) == ["13800138000", "8613900139000"]
+        # Every spelling of a mainland number goes out as its 11 digits
+        assert json.loads(call.params["PhoneNumberJson"]) == ["13800138000", "13900139000"]
         assert json.loads(call.params["SignNameJson"]) == ["云通信", "云通信"]
         assert json.loads(call.params["TemplateParamJson"]) == [{"code": "0"}, {"code": "1"}]
 
@@ -173,7 +174,7 @@ class TestSendBatchSms:
         result = batch.send(batch_request(phones))
         assert result.calls == 3
         assert sorted(len(c.phones) for c in sandbox.calls_for(BATCH)) == [50, 100, 100]
-        assert [o.phone for o in result.outcomes] == phones
+        assert [o.phone for o in result.outcomes] == [f"+86{p}" for p in phones]
         assert result.count(Status.ACCEPTED) == 250
 
     def test_one_failing_chunk_fails_only_its_numbers(
@@ -198,5 +199,5 @@ class TestSendBatchSms:
 
     def test_invalid_input_makes_no_http_call(self, sandbox: ProviderSandbox) -> None:
         with pytest.raises(ValidationError):
-            batch_request(["+85291234567"])
+            batch_request(["+14155550123"])
         assert sandbox.calls == []

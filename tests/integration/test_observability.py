@@ -13,7 +13,7 @@ import boto3
 import pytest
 
 from local.sandbox import DEFAULT_ACCOUNTS, Fault, ProviderSandbox
-from smsgw import api
+from smsgw import runtime
 from smsgw.observability import logger, mask_phone
 from tests.support import EVENTS, FakeContext, call, event, free_port, secret_values, sqs_event
 
@@ -141,7 +141,7 @@ def test_no_secret_and_no_unmasked_number_on_any_path(
     deploy("aliyun", '{"access_key_id": "x", "access_key_secret": 5}')
     call("aliyun", event("aliyun-send.json"))  # malformed secret
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
-    api.reset()
+    runtime.reset()
     call("aliyun", event("aliyun-send.json"))  # Secrets Manager down
 
     out, err = capsys.readouterr()

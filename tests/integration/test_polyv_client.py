@@ -57,7 +57,7 @@ def test_per_number_statuses(client: PolyvClient, sandbox: ProviderSandbox, code
 
     result = client.send(request(A, B, C))
 
-    assert [o.phone for o in result.outcomes] == [A, B, C]
+    assert [o.phone for o in result.outcomes] == [f"+86{p}" for p in (A, B, C)]
     assert [o.status for o in result.outcomes] == [Status.ACCEPTED, status, Status.ACCEPTED]
     assert result.outcomes[1].provider_code == str(code)
     assert result.outcomes[1].retry_safe is (status in (Status.RATE_LIMITED, Status.RETRYABLE))
@@ -127,7 +127,7 @@ def test_250_numbers_take_two_calls_in_input_order(client: PolyvClient, sandbox:
 
     assert result.calls == 2
     assert sorted(len(c.phones) for c in sandbox.calls_for(OP)) == [50, 200]
-    assert [o.phone for o in result.outcomes] == phones
+    assert [o.phone for o in result.outcomes] == [f"+86{p}" for p in phones]
     assert result.count(Status.ACCEPTED) == 250
 
 

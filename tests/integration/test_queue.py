@@ -12,7 +12,7 @@ import boto3
 import pytest
 
 from local.sandbox import Fault, ProviderSandbox
-from smsgw import api
+from smsgw import runtime
 from tests.support import EVENTS, FakeContext, invoke, sqs_event
 
 A, B = "13800138000", "13900139000"
@@ -145,7 +145,7 @@ def test_an_ambiguous_send_is_acknowledged_and_never_resent(polyv: Any, sandbox:
 
 def test_quotas_apply_on_the_queue_path(polyv: Any, sandbox: ProviderSandbox, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("QUOTA_LIMITS", "phone_per_minute=0,phone_per_hour=0,phone_per_day=1")
-    api.reset()
+    runtime.reset()
     assert polyv(sqs_event(("q-1", polyv_message(A)))) == []
     assert polyv(sqs_event(("q-2", polyv_message(A)))) == [], "quota_exceeded is final: recorded, acknowledged"
     assert sandbox.accepted_phones() == [A]
@@ -164,27 +164,26 @@ def test_records_of_a_batch_go_out_together(polyv: Any, sandbox: ProviderSandbox
     assert arrivals[-1] - arrivals[0] < timedelta(seconds=1)
 
 
-def test_a_first_delivery_is_not_looked_up_and_a_redelivery_is(
+def test_a_delivery_claims_its_key_and_a_redelivery_meets_the_claim(
     polyv: Any, sandbox: ProviderSandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[str] = []
     session = boto3.session.Session()
-    session.events.register(
-        "before-parameter-build.dynamodb.GetItem", lambda params, **_: calls.append(params["TableName"])
-    )
+    session.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
     monkeypatch.setattr(boto3, "DEFAULT_SESSION", session)
-    api.reset()
-    log_table = api.get_settings().message_log_table_name
+    runtime.reset()
 
     assert polyv(sqs_event(("m-first", polyv_message(A)))) == []
-    first = calls.count(log_table)
+    first = list(calls)
     assert polyv(sqs_event(("m-first", polyv_message(A)), receive_count=2)) == []
     assert polyv(sqs_event(("m-keyed", polyv_message(B, idempotencyKey="order-9")))) == []
+    assert polyv(sqs_event(("m-again", polyv_message(B, idempotencyKey="order-9")))) == []
 
-    # No record can exist for a message id seen for the first time; a redelivery, or a producer's
-    # key (an earlier message may have used it), is looked up in the message log
-    assert first == 0
-    assert calls.count(log_table) == 2
+    # A first delivery: the claim, the number's and the account's quota, the completion with its log
+    # record; nothing is read
+    assert (first[0], sorted(first[1:3]), first[3:]) == ("PutItem", ["UpdateItem"] * 2, ["TransactWriteItems"])
+    assert "GetItem" not in calls
+    # A redelivery, or a producer's key used again, meets the record its first delivery left
     assert len(sandbox.calls) == 2
 
 

@@ -68,7 +68,7 @@ def test_chunks_of_100_by_default_each_with_a_stable_req_id(client: RonglianClie
     req_ids = {c.body["reqId"] for c in calls}
     assert len(req_ids) == 3
     assert all(len(r) <= 32 and r.isalnum() for r in req_ids)
-    assert [o.phone for o in result.outcomes] == phones
+    assert [o.phone for o in result.outcomes] == [f"+86{p}" for p in phones]
     # The same request maps to the same reqIds, so a retry is deduplicated by the provider.
     again = client.send(request(phones, req_id="batch7"))
     assert {o.provider_code for o in again.outcomes} == {"160054"}

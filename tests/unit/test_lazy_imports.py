@@ -1,6 +1,6 @@
 """What a cold start imports: each provider function's module loads what a send needs, and leaves
-the OpenAPI document and Swagger UI (the docs route) and the queue consumer (SQS batches) to the
-first request that uses them."""
+the OpenAPI document and Swagger UI (the docs route), the queue consumer (SQS batches) and
+libphonenumber (numbers outside mainland China) to the first request that uses them."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ DEFERRED = (
     "aws_lambda_powertools.event_handler.openapi.swagger_ui",
     "smsgw.queue",
     "aws_lambda_powertools.utilities.batch",
+    # libphonenumber reads numbers outside mainland China only
+    "phonenumbers",
 )
 CHILD = """
 import json, sys

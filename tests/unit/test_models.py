@@ -57,11 +57,17 @@ class TestPolyv:
         request = PolyvSendRequest.model_validate(polyv(template_param_values=[9802]))
         assert request.template_param_values == ["9802"]
 
-    @pytest.mark.parametrize("phone", ["1380013800", "138001380001", "+8613800138000", "12800138000", "1380013800a"])
-    def test_rejects_a_number_that_is_not_11_digit_mainland(self, phone: str) -> None:
+    @pytest.mark.parametrize(
+        "phone", ["1380013800", "138001380001", "+85291234567", "12800138000", "1380013800a", "+86 13800138000"]
+    )
+    def test_rejects_a_number_that_is_not_mainland(self, phone: str) -> None:
         with pytest.raises(ValidationError) as exc:
             PolyvSendRequest.model_validate(polyv(phone_numbers=[phone]))
         assert "phone_numbers.0" in error_locations(exc)
+
+    @pytest.mark.parametrize("phone", ["13611110001", "8613611110001", "+8613611110001", "008613611110001"])
+    def test_every_spelling_of_a_handset_is_read_as_e164(self, phone: str) -> None:
+        assert PolyvSendRequest.model_validate(polyv(phone_numbers=[phone])).phones == ["+8613611110001"]
 
     def test_names_and_values_must_pair_up(self) -> None:
         with pytest.raises(ValidationError, match="pair up one to one"):
@@ -72,10 +78,16 @@ class TestPolyv:
         with pytest.raises(ValidationError):
             PolyvSendRequest.model_validate(polyv(template_param_values=[value]))
 
-    def test_rejects_duplicates_without_echoing_the_number(self) -> None:
+    def test_a_handset_given_twice_is_sent_once(self) -> None:
+        request = PolyvSendRequest.model_validate(polyv(phone_numbers=["13800138000", "13900139000", "+8613800138000"]))
+        assert request.phones == ["+8613800138000", "+8613900139000", "+8613800138000"]
+        assert request.only(set(request.phones)).phones == ["+8613800138000", "+8613900139000"]
+
+    @pytest.mark.parametrize("char", ["\x00", "\x1b", "\x07", "\n", "\x7f", "\x85", "\x9f", "\ufffd"])
+    def test_refuses_control_characters_and_replacement_characters(self, char: str) -> None:
         with pytest.raises(ValidationError) as exc:
-            PolyvSendRequest.model_validate(polyv(phone_numbers=["13800138000", "13800138000"]))
-        assert "13800138000" not in str(exc.value.errors()[0]["msg"])
+            PolyvSendRequest.model_validate(polyv(template_param_values=[f"12{char}34"]))
+        assert error_locations(exc) == {"template_param_values.0"}
 
     def test_batch_limits(self) -> None:
         with pytest.raises(ValidationError):
@@ -106,14 +118,61 @@ class TestAliyunBatch:
         with pytest.raises(ValidationError, match="sign_name"):
             AliyunBatchSmsRequest.model_validate(batch(sign_name=None))
 
-    @pytest.mark.parametrize("phone", ["85291234567", "8613800138000", "008613800138000", "13800138000"])
-    def test_accepts_domestic_and_international_forms(self, phone: str) -> None:
-        AliyunBatchSmsRequest.model_validate(batch(messages=[{"phone_number": phone}]))
+    @pytest.mark.parametrize(
+        ("phone", "e164"),
+        [
+            ("85291234567", "+85291234567"),
+            ("+85291234567", "+85291234567"),
+            ("0085291234567", "+85291234567"),
+            ("8613800138000", "+8613800138000"),
+            ("008613800138000", "+8613800138000"),
+            ("+8613800138000", "+8613800138000"),
+            ("13800138000", "+8613800138000"),
+        ],
+    )
+    def test_accepts_domestic_and_international_forms(self, phone: str, e164: str) -> None:
+        request = AliyunBatchSmsRequest.model_validate(batch(messages=[{"phone_number": phone}]))
+        assert request.phones == [e164]
 
-    @pytest.mark.parametrize("phone", ["+85291234567", "0123", "1380013800x", "12345"])
+    @pytest.mark.parametrize(
+        "phone",
+        [
+            "0123",
+            "1380013800x",
+            "12345",
+            "85212345",  # too short for Hong Kong
+            "+861012345678",  # a Beijing landline
+            "+14155550123",  # without '+' it would read as a mainland number
+            "13800138000".translate({ord("0") + d: 0xFF10 + d for d in range(10)}),  # fullwidth digits
+        ],
+    )
     def test_rejects_other_forms(self, phone: str) -> None:
         with pytest.raises(ValidationError):
             AliyunBatchSmsRequest.model_validate(batch(messages=[{"phone_number": phone}]))
+
+    def test_one_handset_in_two_spellings_is_one_message(self) -> None:
+        same = {"template_param": {"code": "1234"}}
+        request = AliyunBatchSmsRequest.model_validate(
+            batch(messages=[{"phone_number": "13800138000", **same}, {"phone_number": "+8613800138000", **same}])
+        )
+        assert request.phones == ["+8613800138000", "+8613800138000"]
+        assert len(request.only(set(request.phones)).messages) == 1
+
+    def test_two_different_messages_to_one_handset_are_refused(self) -> None:
+        messages = [
+            {"phone_number": "13800138000", "template_param": {"code": "1234"}},
+            {"phone_number": "008613800138000", "template_param": {"code": "9999"}},
+        ]
+        with pytest.raises(ValidationError, match="identical"):
+            AliyunBatchSmsRequest.model_validate(batch(messages=messages))
+
+    @pytest.mark.parametrize("field", ["sign_name", "template_param"])
+    def test_control_characters_are_refused_where_they_would_be_sent(self, field: str) -> None:
+        message: dict[str, Any] = {"phone_number": "13800138000", "template_param": {"code": "1234"}}
+        message[field] = "A\x1bB" if field == "sign_name" else {"code": "A\x00B"}
+        with pytest.raises(ValidationError) as exc:
+            AliyunBatchSmsRequest.model_validate(batch(messages=[message]))
+        assert any(loc.startswith(f"messages.0.{field}") for loc in error_locations(exc))
 
     def test_extend_codes_for_all_or_none(self) -> None:
         messages = [
@@ -133,14 +192,26 @@ class TestAliyunInter:
         request = AliyunInterSmsRequest.model_validate(inter(template_param={"code": 1234}))
         assert request.template_param == {"code": "1234"}
 
-    @pytest.mark.parametrize("country", ["hk", "H", "HKGX", "+852"])
-    def test_country_code_form(self, country: str) -> None:
-        with pytest.raises(ValidationError):
-            AliyunInterSmsRequest.model_validate(inter(country_code=country))
+    def test_numbers_are_read_in_their_country(self) -> None:
+        request = AliyunInterSmsRequest.model_validate(inter(phone_numbers=["91234567", "62345678"]))
+        assert request.phones == ["+85291234567", "+85262345678"]
+        uk = AliyunInterSmsRequest.model_validate(inter(country_code="GB", phone_numbers=["07911123456"]))
+        assert uk.phones == ["+447911123456"]
 
-    def test_number_without_country_code(self) -> None:
+    @pytest.mark.parametrize("country", ["hk", "H", "HKGX", "+852", "HKG", "XX"])
+    def test_country_code_form(self, country: str) -> None:
+        with pytest.raises(ValidationError) as exc:
+            AliyunInterSmsRequest.model_validate(inter(country_code=country))
+        assert error_locations(exc) == {"country_code"}
+
+    def test_an_e164_number_of_the_country_is_the_same_number(self) -> None:
+        request = AliyunInterSmsRequest.model_validate(inter(phone_numbers=["+85291234567", "91234567"]))
+        assert request.only(set(request.phones)).phones == ["+85291234567"]
+
+    @pytest.mark.parametrize("phone", ["+8613800138000", "12345", "9123456789012"])
+    def test_number_without_country_code(self, phone: str) -> None:
         with pytest.raises(ValidationError):
-            AliyunInterSmsRequest.model_validate(inter(phone_numbers=["+85291234567"]))
+            AliyunInterSmsRequest.model_validate(inter(phone_numbers=[phone]))
 
 
 class TestRonglian:

@@ -9,7 +9,7 @@ from typing import Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from smsgw.errors import ConfigurationError
-from smsgw.quotas import Limits
+from smsgw.quota_windows import Limits
 
 ProviderName = Literal["polyv", "aliyun", "ronglian"]
 
@@ -63,6 +63,10 @@ class ProviderSettings(Settings):
     provider_read_timeout: float = Field(default=10.0, gt=0)
     provider_max_concurrency: int = Field(default=32, ge=1, le=128)
     ronglian_chunk_size: int = Field(default=100, ge=1, le=200)
+    # A request's time (see smsgw.clock.Budget): what comes before the provider call must be done
+    # within the first, the answer within the second, well before API Gateway's 29 s.
+    send_budget_seconds: float = Field(default=8.0, gt=0)
+    request_budget_seconds: float = Field(default=25.0, gt=0)
     dead_letter_queue_url: str | None = None
 
     @field_validator("quota_timezone")

@@ -22,7 +22,7 @@ from smsgw.errors import CredentialsInvalid, DependencyUnavailable
 _MISSING_CODES = frozenset({"ResourceNotFoundException", "AccessDeniedException", "InvalidRequestException"})
 # The gateway builds every request itself: botocore's client-side validation would only repeat it.
 _BOTO_CONFIG = Config(
-    connect_timeout=2, read_timeout=5, retries={"max_attempts": 2, "mode": "standard"}, parameter_validation=False
+    connect_timeout=1, read_timeout=3, retries={"total_max_attempts": 2, "mode": "standard"}, parameter_validation=False
 )
 
 

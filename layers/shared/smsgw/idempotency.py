@@ -1,57 +1,35 @@
-"""Idempotent sends with Powertools' idempotency utility on DynamoDB.
+"""Idempotency records: one per (tenant, route, key), in DynamoDB, so that a send is never repeated.
 
-A caller's key is scoped by tenant and route; the payload is validated, so the same key with
-another body is refused. What a send answered is stored and replayed for 24 h, except answers
-where provably nothing was sent (quota exhausted, provider unreachable): a caller retrying those
-with the same key should get a real second attempt.
+A record is claimed before anything is counted or sent, and from that moment it says "this
+attempt may send these numbers". An attempt that ends writes what it answered (`done`) in the same
+transaction as the message log record. An attempt that cannot write its end (DynamoDB went away
+after the provider answered; the function was stopped) leaves its claim behind: once the claim's
+lock has passed (the attempt's own deadline, after which it can no longer be running), the next
+attempt with the key finds numbers that may have been sent and settles them as `ambiguous`,
+without calling the provider again. Only an attempt that provably sent nothing gives its claim back.
+
+Powertools' idempotency utility expires an unfinished record with the invocation and then runs
+the function again: for an SMS that was accepted and then not recorded, that is a second SMS.
+Hence this store of the gateway's own.
 """
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable
-from typing import Any
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
 
-import boto3
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyAlreadyInProgressError,
-    IdempotencyPersistenceConnectionError,
-    IdempotencyPersistenceLayerError,
-    IdempotencyValidationError,
-)
-from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from smsgw.errors import DependencyUnavailable, GatewayError
 
 Answer = dict[str, Any]
-"""`{"status": int, "headers": {...}, "body": {...}}`: an API answer as it is stored and replayed."""
-
-# A fixed User-Agent: botocore otherwise rebuilds its own for every request (sanitising some
-# twenty components, about 0.1 ms of CPU per call, most of a call's own work after I/O).
-USER_AGENT = f"sms-gateway Boto3/{boto3.__version__} lang/python#{sys.version_info.major}.{sys.version_info.minor}"
-# The gateway builds every request itself: botocore's client-side validation would only repeat it.
-DYNAMODB_CONFIG = Config(
-    connect_timeout=2,
-    read_timeout=5,
-    retries={"max_attempts": 3, "mode": "standard"},
-    max_pool_connections=50,
-    parameter_validation=False,
-    user_agent=USER_AGENT,
-)
-
-
-class NothingSent(Exception):
-    """An answer not to be stored: raising it makes Powertools drop the in-progress record."""
-
-    def __init__(self, answer: Answer) -> None:
-        super().__init__("nothing was sent")
-        self.answer = answer
+"""An answer's body as stored and replayed (the API's JSON answer to the request)."""
+State = Literal["pending", "done"]
 
 
 class IdempotencyInProgress(GatewayError):
@@ -64,37 +42,208 @@ class IdempotencyKeyReused(GatewayError):
     code = "idempotency_key_reused"
 
 
-class Idempotency:
+def fingerprint(body: Any) -> str:
+    """What identifies a request's content: the same key with another body is refused."""
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """This attempt holds the key: it may send `numbers` until `lock_until` (epoch seconds)."""
+
+    scope: str
+    owner: str
+    request_id: str
+    numbers: tuple[str, ...]
+    lock_until: int
+    previous: Answer | None = None
+    """What earlier attempts with the key answered, when this one sends again what they did not."""
+
+
+@dataclass(frozen=True, slots=True)
+class Prior:
+    """The record another attempt left."""
+
+    scope: str
+    state: State
+    fingerprint: str
+    owner: str
+    request_id: str
+    numbers: tuple[str, ...]
+    lock_until: int
+    answer: Answer | None
+
+    def running(self, now: float) -> bool:
+        """Whether the attempt that claimed it may still be running."""
+        return self.state == "pending" and now < self.lock_until
+
+
+class IdempotencyStore:
     def __init__(self, table_name: str, *, expires_after_seconds: int, client: Any) -> None:
-        self.config = IdempotencyConfig(
-            event_key_jmespath="[tenant, route, key]",
-            payload_validation_jmespath="body",
-            expires_after_seconds=expires_after_seconds,
-            raise_on_no_idempotency_key=True,
-        )
-        self.persistence = DynamoDBPersistenceLayer(table_name=table_name, boto3_client=client)
+        self.table_name = table_name
+        self.expires_after = expires_after_seconds
+        self.client = client
 
-        @idempotent_function(data_keyword_argument="payload", persistence_store=self.persistence, config=self.config)
-        def run(*, payload: dict[str, Any], send: Callable[[], Answer]) -> Answer:
-            return send()
+    # -- claiming ----------------------------------------------------------------------------------
 
-        self._run = run
-
-    def register(self, context: LambdaContext) -> None:
-        """Lets a record left by a timed-out invocation expire with the invocation, not in 24 h."""
-        self.config.register_lambda_context(context)
-
-    def __call__(self, *, tenant: str, route: str, key: str, body: Any, send: Callable[[], Answer]) -> Answer:
-        payload = {"tenant": tenant, "route": route, "key": key, "body": body}
+    def claim(
+        self,
+        scope: str,
+        digest: str,
+        *,
+        request_id: str,
+        numbers: Sequence[str],
+        lock_until: int,
+        keep_seconds: int | None = None,
+    ) -> Claim | Prior:
+        """Claim the key for a first attempt, or tell what holds it. The record is kept for
+        `keep_seconds`, or the store's default."""
+        owner = uuid.uuid4().hex
+        now = int(time.time())
+        item = {
+            "id": {"S": scope},
+            "state": {"S": "pending"},
+            "fingerprint": {"S": digest},
+            "owner": {"S": owner},
+            "request_id": {"S": request_id},
+            "numbers": {"S": json.dumps(list(numbers))},
+            "lock_until": {"N": str(lock_until)},
+            "expiration": {"N": str(now + (keep_seconds or self.expires_after))},
+        }
         try:
-            answer: Answer = self._run(payload=payload, send=send)
-        except NothingSent as signal:
-            # Powertools dropped its record before re-raising: a retry with this key sends again.
-            return signal.answer
-        except IdempotencyAlreadyInProgressError:
-            raise IdempotencyInProgress("A request with this Idempotency-Key is still being processed.") from None
-        except IdempotencyValidationError:
-            raise IdempotencyKeyReused("This Idempotency-Key was used with another request body.") from None
-        except (IdempotencyPersistenceLayerError, IdempotencyPersistenceConnectionError) as exc:
-            raise DependencyUnavailable(f"DynamoDB is unavailable ({type(exc).__name__})") from None
-        return answer
+            self.client.put_item(
+                TableName=self.table_name,
+                Item=item,
+                # TTL deletes lazily: a record past its time counts as gone.
+                ConditionExpression="attribute_not_exists(id) OR expiration < :now",
+                ExpressionAttributeValues={":now": {"N": str(now)}},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if _code(exc) != "ConditionalCheckFailedException":
+                raise _unavailable(exc) from exc
+            prior = _prior(scope, exc.response.get("Item") or {})
+            if prior.owner != owner:
+                return prior
+            # Our own put, carried out and then tried again after its answer was lost.
+        except Exception as exc:
+            raise _unavailable(exc) from exc
+        return Claim(scope, owner, request_id, tuple(numbers), lock_until)
+
+    def take_over(self, prior: Prior, *, numbers: Sequence[str], lock_until: int, request_id: str) -> Claim:
+        """Claim a finished record again, to send the numbers it left provably unsent."""
+        owner = uuid.uuid4().hex
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={"id": {"S": prior.scope}},
+                UpdateExpression=(
+                    "SET #state = :pending, #owner = :owner, numbers = :numbers, lock_until = :lock, request_id = :rid"
+                ),
+                ConditionExpression="#owner = :prior AND #state = :state",
+                ExpressionAttributeNames={"#state": "state", "#owner": "owner"},
+                ExpressionAttributeValues={
+                    ":pending": {"S": "pending"},
+                    ":owner": {"S": owner},
+                    ":numbers": {"S": json.dumps(list(numbers))},
+                    ":lock": {"N": str(lock_until)},
+                    ":rid": {"S": request_id},
+                    ":prior": {"S": prior.owner},
+                    ":state": {"S": prior.state},
+                },
+            )
+        except ClientError as exc:
+            if _code(exc) == "ConditionalCheckFailedException":
+                raise IdempotencyInProgress("Another request with this Idempotency-Key is being processed.") from None
+            raise _unavailable(exc) from exc
+        except Exception as exc:
+            raise _unavailable(exc) from exc
+        return Claim(prior.scope, owner, request_id, tuple(numbers), lock_until, previous=prior.answer)
+
+    # -- ending ------------------------------------------------------------------------------------
+
+    def complete(self, claim: Claim, answer: Answer, *, log_item: dict[str, Any] | None = None) -> None:
+        """Record what the attempt answered, with the message log's record, in one transaction."""
+        try:
+            self._finish(claim.scope, claim.owner, "pending", answer, log_item)
+        except _LostRace:
+            # Only past its lock can another attempt have taken the record: this one ran too long.
+            raise DependencyUnavailable("the idempotency record was taken over by a later attempt") from None
+
+    def settle(self, prior: Prior, answer: Answer, *, log_item: dict[str, Any] | None = None) -> None:
+        """Record the answer of an attempt that ended without writing it."""
+        try:
+            self._finish(prior.scope, prior.owner, prior.state, answer, log_item)
+        except _LostRace:
+            raise IdempotencyInProgress("Another request with this Idempotency-Key is being processed.") from None
+
+    def release(self, claim: Claim) -> bool:
+        """Give the key back after an attempt that provably sent nothing; False if DynamoDB did not
+        answer (the claim then stays, and a later attempt reads its numbers as possibly sent)."""
+        try:
+            self.client.delete_item(
+                TableName=self.table_name,
+                Key={"id": {"S": claim.scope}},
+                ConditionExpression="#owner = :owner",
+                ExpressionAttributeNames={"#owner": "owner"},
+                ExpressionAttributeValues={":owner": {"S": claim.owner}},
+            )
+        except ClientError as exc:
+            return _code(exc) == "ConditionalCheckFailedException"  # already gone
+        except Exception:
+            return False
+        return True
+
+    def _finish(self, scope: str, owner: str, state: State, answer: Answer, log_item: dict[str, Any] | None) -> None:
+        update = {
+            "TableName": self.table_name,
+            "Key": {"id": {"S": scope}},
+            "UpdateExpression": "SET #state = :done, answer = :answer REMOVE lock_until, numbers",
+            "ConditionExpression": "#owner = :owner AND #state = :state",
+            "ExpressionAttributeNames": {"#state": "state", "#owner": "owner"},
+            "ExpressionAttributeValues": {
+                ":done": {"S": "done"},
+                ":answer": {"S": json.dumps(answer, ensure_ascii=False, separators=(",", ":"))},
+                ":owner": {"S": owner},
+                ":state": {"S": state},
+            },
+        }
+        items: list[dict[str, Any]] = [{"Update": update}]
+        if log_item is not None:
+            items.append({"Put": log_item})
+        try:
+            # One token for the call and botocore's own retries of it: DynamoDB applies it once.
+            self.client.transact_write_items(TransactItems=items, ClientRequestToken=uuid.uuid4().hex)
+        except ClientError as exc:
+            reasons = exc.response.get("CancellationReasons") or []
+            if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+                raise _LostRace from None
+            raise _unavailable(exc) from exc
+        except Exception as exc:
+            raise _unavailable(exc) from exc
+
+
+class _LostRace(Exception):
+    """The record is no longer the one this attempt held."""
+
+
+def _prior(scope: str, item: dict[str, Any]) -> Prior:
+    answer = item.get("answer", {}).get("S")
+    return Prior(
+        scope=scope,
+        state="done" if item.get("state", {}).get("S") == "done" else "pending",
+        fingerprint=item.get("fingerprint", {}).get("S", ""),
+        owner=item.get("owner", {}).get("S", ""),
+        request_id=item.get("request_id", {}).get("S", ""),
+        numbers=tuple(json.loads(item.get("numbers", {}).get("S", "[]"))),
+        lock_until=int(item.get("lock_until", {}).get("N", "0")),
+        answer=json.loads(answer) if answer else None,
+    )
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _unavailable(exc: Exception) -> DependencyUnavailable:
+    return DependencyUnavailable(f"DynamoDB is unavailable ({type(exc).__name__})")

@@ -7,56 +7,43 @@ records: another tenant's request id is simply not found.
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from smsgw.clock import Clock, utc_now
 from smsgw.errors import DependencyUnavailable
-from smsgw.providers.base import Clock, utc_now
 
 
 class MessageLog:
-    def __init__(
-        self,
-        table_name: str,
-        *,
-        retention: timedelta,
-        client_factory: Callable[[], Any],
-        clock: Clock = utc_now,
-    ) -> None:
+    def __init__(self, table_name: str, *, retention: timedelta, client: Any, clock: Clock = utc_now) -> None:
         self.table_name = table_name
         self.retention = retention
-        self._client_factory = client_factory
-        self._client: Any = None
-        self._lock = threading.Lock()
+        self.client = client
         self.clock = clock
-
-    @property
-    def client(self) -> Any:
-        with self._lock:
-            if self._client is None:
-                self._client = self._client_factory()
-            return self._client
 
     @staticmethod
     def key(tenant: str, request_id: str) -> dict[str, Any]:
         return {"pk": {"S": f"{tenant}#{request_id}"}}
 
-    def record(self, tenant: str, request_id: str, record: dict[str, Any], *, received_at: datetime) -> None:
-        """Store one request's record; `record` is the API's JSON answer for it."""
+    def item(self, tenant: str, request_id: str, record: dict[str, Any], *, received_at: datetime) -> dict[str, Any]:
+        """One request's record as a put (alone, or in a transaction); `record` is its JSON answer."""
         now = self.clock()
-        item = {
-            **self.key(tenant, request_id),
-            "tenant": {"S": tenant},
-            "request_id": {"S": request_id},
-            "received_at": {"S": received_at.isoformat()},
-            "finished_at": {"S": now.isoformat()},
-            "record": {"S": json.dumps(record, ensure_ascii=False, separators=(",", ":"))},
-            "expires_at": {"N": str(int((now + self.retention).timestamp()))},
+        return {
+            "TableName": self.table_name,
+            "Item": {
+                **self.key(tenant, request_id),
+                "tenant": {"S": tenant},
+                "request_id": {"S": request_id},
+                "received_at": {"S": received_at.isoformat()},
+                "finished_at": {"S": now.isoformat()},
+                "record": {"S": json.dumps(record, ensure_ascii=False, separators=(",", ":"))},
+                "expires_at": {"N": str(int((now + self.retention).timestamp()))},
+            },
         }
+
+    def record(self, tenant: str, request_id: str, record: dict[str, Any], *, received_at: datetime) -> None:
         try:
-            self.client.put_item(TableName=self.table_name, Item=item)
+            self.client.put_item(**self.item(tenant, request_id, record, received_at=received_at))
         except Exception as exc:
             raise DependencyUnavailable(f"DynamoDB is unavailable ({type(exc).__name__})") from exc
 

@@ -2,15 +2,19 @@
 
 Everything a provider would refuse for its form is refused here, before any HTTP call and before
 any quota is used: number formats, batch limits, pairing of names and values, reqId and subAppend
-rules. Template parameter values are always sent as strings (Aliyun answers
-`isv.INVALID_JSON_PARAM` to anything else), so whole numbers given by a caller are turned into
-strings and every other type is refused.
+rules, and text no handset should get (control characters). Phone numbers leave validation in
+E.164 (`smsgw.phones`): a handset given twice, in any spellings, is one number sent once.
+Template parameter values are always sent as strings (Aliyun answers `isv.INVALID_JSON_PARAM` to
+anything else), so whole numbers given by a caller are turned into strings and every other type
+is refused.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
+from collections.abc import Callable, Iterable
 from typing import Annotated, Any, Self
 
 from pydantic import (
@@ -20,8 +24,12 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
     model_validator,
 )
+
+from smsgw import phones
+from smsgw.phones import PhoneError
 
 MAX_NUMBERS_PER_REQUEST = 1000
 """A request may hold more numbers than one provider call; the client splits it into chunks."""
@@ -36,8 +44,18 @@ def _param_value(value: Any) -> Any:
     return value
 
 
-def _encodable(value: str) -> str:
-    # JSON can carry lone surrogates ("\ud800"), which no provider's UTF-8 wire format can.
+def _clean_text(value: str) -> str:
+    """Text a provider will carry to a handset: printable Unicode only.
+
+    Control characters (C0, DEL and C1, NUL included) have no place in an SMS and some providers'
+    gateways cut the message at them. U+FFFD is what a proxy puts where the client's bytes were not
+    UTF-8: the caller's text is already lost. JSON can also carry lone surrogates (`\\ud800`),
+    which no provider's UTF-8 wire format can."""
+    for char in value:
+        if unicodedata.category(char) == "Cc":
+            raise ValueError(f"must not contain control characters (U+{ord(char):04X})")
+        if char == "\ufffd":
+            raise ValueError("must not contain U+FFFD: the request was not valid UTF-8")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
@@ -45,52 +63,95 @@ def _encodable(value: str) -> str:
     return value
 
 
+def _phone(parse: Callable[[str], str]) -> Callable[[str], str]:
+    def canonical(value: str) -> str:
+        try:
+            return parse(value)
+        except PhoneError as exc:
+            raise ValueError(str(exc)) from None
+
+    return canonical
+
+
 ParamValue = Annotated[
     str,
     BeforeValidator(_param_value),
     StringConstraints(min_length=1, max_length=MAX_PARAM_VALUE_LENGTH),
-    AfterValidator(_encodable),
+    AfterValidator(_clean_text),
     Field(description="A template parameter value; whole numbers are sent as strings."),
 ]
 ParamName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
 
 MainlandPhone = Annotated[
     str,
-    StringConstraints(pattern=r"^1[3-9][0-9]{9}$"),
-    Field(description="An 11-digit mainland China mobile number, without +86.", examples=["13800138000"]),
+    StringConstraints(max_length=16),
+    AfterValidator(_phone(phones.mainland)),
+    Field(
+        description=f"A mainland China mobile number: {phones.MAINLAND_FORMS}. Answered in E.164 (+8613800138000).",
+        examples=["13800138000", "+8613800138000"],
+    ),
 ]
+
+
+def _region(value: str) -> str:
+    if not phones.known_region(value):
+        raise ValueError("must be an ISO 3166-1 alpha-2 country or region code with a calling code")
+    return value
+
+
+def _national(value: str, info: ValidationInfo) -> str:
+    region = info.data.get("country_code")
+    if region is None:  # the country code was refused: its own error says why
+        return value
+    try:
+        return phones.national(value, region)
+    except PhoneError as exc:
+        raise ValueError(str(exc)) from None
+
+
 NationalPhone = Annotated[
     str,
-    StringConstraints(pattern=r"^[0-9]{4,15}$"),
-    Field(description="A national number without its country code.", examples=["91234567"]),
+    StringConstraints(max_length=16),
+    AfterValidator(_national),
+    Field(
+        description="A national number without its country code; answered in E.164 (+85291234567).",
+        examples=["91234567"],
+    ),
 ]
+
+
+def _batch_phone(value: str) -> str:
+    e164 = _phone(phones.international)(value)
+    if phones.reads_as_mainland(phones.wire_international(e164)) and not phones.is_mainland(e164):
+        # Written without `+`, as the operation wants it, this number reads as a mainland one.
+        raise ValueError("cannot be sent through SendBatchSms: without '+' it reads as a mainland number")
+    return e164
+
+
 BatchPhone = Annotated[
     str,
-    StringConstraints(pattern=r"^(?:(?:\+86|0086|86)?1[3-9][0-9]{9}|[1-9][0-9]{7,14})$"),
+    StringConstraints(max_length=18),
+    AfterValidator(_batch_phone),
     Field(
         description=(
-            "A mainland number, with or without +86/0086/86, or an international number as "
-            "country code plus number without '+'."
+            f"A mainland mobile number ({phones.MAINLAND_FORMS}), or an international number as country "
+            "code and number (+85291234567, 0085291234567 or 85291234567). Answered in E.164."
         ),
         examples=["13800138000", "85291234567"],
     ),
 ]
-SignName = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_encodable)]
+SignName = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_clean_text)]
 AliyunTemplateCode = Annotated[str, StringConstraints(pattern=r"^SMS_[0-9]{1,20}$")]
 OutId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_\-]{1,64}$")]
 
-
-def _unique(numbers: list[str]) -> list[str]:
-    # Counted, never echoed: an error message must not carry phone numbers.
-    duplicates = len(numbers) - len(set(numbers))
-    if duplicates:
-        raise ValueError(f"phone numbers must be distinct ({duplicates} repeated)")
-    return numbers
-
-
 _PhoneListLimits = Field(min_length=1, max_length=MAX_NUMBERS_PER_REQUEST)
-MainlandPhoneList = Annotated[list[MainlandPhone], _PhoneListLimits, AfterValidator(_unique)]
-NationalPhoneList = Annotated[list[NationalPhone], _PhoneListLimits, AfterValidator(_unique)]
+MainlandPhoneList = Annotated[list[MainlandPhone], _PhoneListLimits]
+NationalPhoneList = Annotated[list[NationalPhone], _PhoneListLimits]
+
+
+def first_of_each(numbers: Iterable[str]) -> list[str]:
+    """The numbers in order, each handset once."""
+    return list(dict.fromkeys(numbers))
 
 
 class SendRequest(BaseModel):
@@ -98,11 +159,12 @@ class SendRequest(BaseModel):
 
     @property
     def phones(self) -> list[str]:
+        """The request's numbers (E.164) in the order given; a handset given twice is here twice."""
         raise NotImplementedError
 
-    def only(self, phones: set[str]) -> Self:
-        """The same request for some of its numbers, in their original order."""
-        return self.model_copy(update={"phone_numbers": [p for p in self.phones if p in phones]})
+    def only(self, numbers: set[str]) -> Self:
+        """The same request for some of its numbers, in their original order, each handset once."""
+        return self.model_copy(update={"phone_numbers": first_of_each(p for p in self.phones if p in numbers)})
 
     def with_gateway_id(self, message_id: str) -> Self:
         """The request carrying the gateway's message id, where the provider has a field for it."""
@@ -148,10 +210,11 @@ class PolyvSendRequest(SendRequest):
 class AliyunInterSmsRequest(_AliyunRequest):
     """Aliyun `SendInterSms`: one number per provider call, all in one country."""
 
-    phone_numbers: NationalPhoneList = Field(repr=False)
-    country_code: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2,3}$")] = Field(
-        description="The country or region of the numbers, as the provider spells it (e.g. HK).",
+    # Before the numbers: they are read as national numbers of this country.
+    country_code: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$"), AfterValidator(_region)] = Field(
+        description="The country or region of the numbers, ISO 3166-1 alpha-2 (e.g. HK); mainland China is CN.",
     )
+    phone_numbers: NationalPhoneList = Field(repr=False)
     sign_name: SignName
     template_code: AliyunTemplateCode
     template_param: dict[ParamName, ParamValue] | None = Field(default=None, max_length=MAX_PARAMS)
@@ -188,14 +251,23 @@ class AliyunBatchSmsRequest(_AliyunRequest):
             self._no_links(message.template_param)
         if self.sign_name is None and any(m.sign_name is None for m in self.messages):
             raise ValueError("every message needs a sign_name, or the request one for all")
-        _unique([m.phone_number for m in self.messages])
+        self._one_message_per_handset()
         extend_codes = [m.sms_up_extend_code is None for m in self.messages]
         if any(extend_codes) and not all(extend_codes):
             raise ValueError("sms_up_extend_code must be given for every message or for none")
         return self
 
-    def only(self, phones: set[str]) -> Self:
-        return self.model_copy(update={"messages": [m for m in self.messages if m.phone_number in phones]})
+    def _one_message_per_handset(self) -> None:
+        first: dict[str, BatchMessage] = {}
+        for message in self.messages:
+            seen = first.setdefault(message.phone_number, message)
+            if seen != message:
+                # Counted, never echoed: an error message must not carry phone numbers.
+                raise ValueError("messages to one handset (in any spelling) must be identical")
+
+    def only(self, numbers: set[str]) -> Self:
+        kept = {m.phone_number: m for m in reversed(self.messages) if m.phone_number in numbers}
+        return self.model_copy(update={"messages": [kept[p] for p in first_of_each(self.phones) if p in kept]})
 
     def sign_name_of(self, message: BatchMessage) -> str:
         name = message.sign_name or self.sign_name

@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
+from typing import Protocol
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+
+from smsgw.outcomes import SendResult, Status
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "sms-gateway")
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "SmsGateway")
@@ -23,6 +28,46 @@ metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 # the function's logs are set to, theirs stop at INFO.
 for _library in ("botocore", "boto3", "urllib3", "s3transfer", "aws_lambda_powertools"):
     logging.getLogger(_library).setLevel(logging.INFO)
+# Sends emit their metrics themselves (`report_send`); an invocation that sent nothing (a docs
+# page, a 4xx, a lookup) has no metrics of its own, which is no cause for a warning in the logs.
+warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
+
+
+class Reported(Protocol):
+    """What a send's report says of its caller."""
+
+    @property
+    def tenant(self) -> str: ...
+    @property
+    def request_id(self) -> str: ...
+    @property
+    def correlation_id(self) -> str | None: ...
+
+
+def report_send(result: SendResult, caller: Reported, provider_ms: float | None = None) -> None:
+    """One log line and one EMF document per send, each with its own provider and operation, so
+    that sends of one invocation (the records of an SQS batch) never share or overwrite dimensions."""
+    counts = {status.value: result.count(status) for status in Status}
+    logger.info(
+        "send finished",
+        extra={
+            "provider": result.provider,
+            "operation": result.operation,
+            "tenant": caller.tenant,
+            "request_id": caller.request_id,
+            "calls": result.calls,
+            **counts,
+            **({"correlation_id": caller.correlation_id} if caller.correlation_id else {}),
+        },
+    )
+    emf = EphemeralMetrics(namespace=NAMESPACE, service=SERVICE)
+    emf.add_dimension(name="provider", value=result.provider)
+    emf.add_dimension(name="operation", value=result.operation)
+    for status, count in counts.items():
+        emf.add_metric(name=f"numbers_{status}", unit=MetricUnit.Count, value=count)
+    if provider_ms is not None:
+        emf.add_metric(name="provider_latency", unit=MetricUnit.Milliseconds, value=provider_ms)
+    emf.flush_metrics()
 
 
 def mask_phone(phone: str) -> str:

@@ -6,20 +6,17 @@ Every message ends one of three ways, and none is lost or sent twice:
   recorded in the message log, and the message is acknowledged;
 - some numbers are `retryable`: the record becomes a batch item failure, SQS delivers it again,
   and only those numbers are sent again; after `maxReceiveCount` deliveries it is in the DLQ;
-- it is poison (not JSON, or not a valid request): recorded with its reason and put in the DLQ
-  at once, where the reason travels as a message attribute.
+- it is poison (not JSON, a key given twice, not a valid request): recorded with its reason and
+  put in the DLQ at once, where the reason travels as a message attribute.
 
 A message is known by the producer's `idempotencyKey`, or by its SQS message id, so a producer's
-own retry and SQS's redelivery are both deduplicated: what a delivery finds already final in the
-message log is not sent again, and concurrent deliveries of one message are serialised by
-Powertools' idempotency records.
+own retry and SQS's redelivery meet the same idempotency record (`smsgw.idempotency`): numbers that
+were or may have been sent are never sent again, whatever failed after the provider answered.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import re
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -34,23 +31,28 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from smsgw.errors import GatewayError
-from smsgw.idempotency import Answer, IdempotencyInProgress, NothingSent
+from smsgw import bodies
+from smsgw.clock import Budget
+from smsgw.config import get_provider_settings
+from smsgw.errors import ConfigurationError, GatewayError, InvalidRequest
+from smsgw.idempotency import IdempotencyInProgress
+from smsgw.messages import MessageLog
 from smsgw.models import SendRequest
 from smsgw.observability import logger, mask_phone
 from smsgw.outcomes import Status
-from smsgw.service import Caller, Operation
+from smsgw.runtime import message_log, runtime
+from smsgw.service import Caller, Key, Operation, Sender, resend_retryable
 
 ENVELOPE_FIELDS = ("idempotencyKey", "tenant", "operation")
 DEFAULT_TENANT = "queue"
 TENANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 KEY = re.compile(r"[\x21-\x7e]{1,255}")
-FINAL = frozenset({Status.ACCEPTED, Status.REJECTED, Status.RATE_LIMITED, Status.AMBIGUOUS, Status.QUOTA_EXCEEDED})
 # Records of one batch go out together: a batch takes about as long as its slowest record.
 _POOL = ThreadPoolExecutor(max_workers=10, thread_name_prefix="record")
 
 Resolve = Callable[[dict[str, Any], str | None], tuple[Operation, type[SendRequest]]]
 """Which operation a message body is for: (body, its `operation` field) → operation and model."""
+DeadLetter = Callable[[SQSRecord, str], None]
 
 
 class PoisonMessage(Exception):
@@ -61,7 +63,7 @@ class PoisonMessage(Exception):
 
 
 class RetryLater(Exception):
-    """Some numbers are provably unsent: SQS should deliver the message again."""
+    """The message is not finished: SQS should deliver it again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,9 +76,11 @@ class Envelope:
 
 def parse(body: str, message_id: str, resolve: Resolve) -> Envelope:
     try:
-        data = json.loads(body)
-    except ValueError:
-        raise PoisonMessage("the message body is not JSON") from None
+        data = bodies.loads(body)
+    except InvalidRequest as exc:
+        duplicated = any(d.get("type") == "json_duplicate_key" for d in exc.details or [])
+        reason = "the message body gives one key twice" if duplicated else "the message body is not JSON"
+        raise PoisonMessage(reason, exc.details) from None
     if not isinstance(data, dict):
         raise PoisonMessage("the message body is not a JSON object")
     envelope = {name: data.pop(name) for name in ENVELOPE_FIELDS if name in data}
@@ -103,124 +107,99 @@ def parse(body: str, message_id: str, resolve: Resolve) -> Envelope:
     return Envelope(operation=operation, request=request, tenant=tenant, key=key)
 
 
-@lru_cache(maxsize=1)
-def sqs_client() -> Any:
-    return boto3.client("sqs")
-
-
 class QueueConsumer:
-    """Processes the records of one SQS batch; what it needs comes in as callables."""
+    """Processes the records of one SQS batch, each as the API would send it with a key."""
 
     def __init__(
         self,
         *,
         resolve: Resolve,
-        send: Callable[[Operation, SendRequest, Caller], Answer],
-        idempotent: Callable[..., Answer],
-        find: Callable[[str, str], dict[str, Any] | None],
-        store: Callable[[Caller, Answer], None],
-        dead_letter: Callable[[SQSRecord, str], None],
+        sender: Sender,
+        budget: Callable[[int | None], Budget],
+        log: MessageLog,
+        dead_letter: DeadLetter,
+        keep_seconds: int | None = None,
     ) -> None:
+        # A producer's key is remembered as long as the message log keeps the message's record.
+        self.keep_seconds = keep_seconds
         self.resolve = resolve
-        self.send = send
-        self.idempotent = idempotent
-        self.find = find
-        self.store = store
+        self.sender = sender
+        self.budget = budget
+        self.log = log
         self.dead_letter = dead_letter
 
     def handle(self, event: dict[str, Any], context: LambdaContext) -> Mapping[str, Any]:
         # Every record failing is still a partial response: SQS retries each of them.
         processor = AsyncBatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+        remaining_ms = context.get_remaining_time_in_millis()
 
         async def record_handler(record: SQSRecord) -> None:
-            await asyncio.get_running_loop().run_in_executor(_POOL, self.process, record)
+            await asyncio.get_running_loop().run_in_executor(_POOL, self.process, record, remaining_ms)
 
         return async_process_partial_response(
             event=event, record_handler=record_handler, processor=processor, context=context
         )
 
-    def process(self, record: SQSRecord) -> None:
+    def process(self, record: SQSRecord, remaining_ms: int | None = None) -> None:
+        logger.thread_safe_append_keys(correlation_id=record.message_id)
+        try:
+            self._process(record, remaining_ms)
+        finally:
+            logger.thread_safe_remove_keys(["correlation_id"])
+
+    def _process(self, record: SQSRecord, remaining_ms: int | None) -> None:
         try:
             envelope = parse(record.body, record.message_id, self.resolve)
         except PoisonMessage as poison:
             self._poison(record, poison)
             return
-        request, key = envelope.request, envelope.key
-        # A first delivery known by its own message id cannot have been processed before: only a
-        # redelivery, or a producer's key that an earlier message may have used, is looked up.
-        first_sight = key == record.message_id and record.attributes.get("ApproximateReceiveCount") == "1"
-        prior = {} if first_sight else self.find(envelope.tenant, key) or {}
-        outcomes: dict[str, dict[str, Any]] = {r["phone_number"]: r for r in prior.get("results", [])}
-        pending = [p for p in request.phones if outcomes.get(p, {}).get("status") not in FINAL]
-        if not pending:
-            logger.info("message already processed", extra={"correlation_id": record.message_id})
-            return
         caller = Caller(
-            request_id=key,
+            request_id=envelope.key,
             tenant=envelope.tenant,
             source_ip=None,
             received_at=datetime.now(UTC),
             correlation_id=record.message_id,
         )
-        subset = request.only(set(pending))
-        # One attempt per set of pending numbers: concurrent deliveries of the message share it.
-        attempt = hashlib.sha256(f"{key}|{','.join(pending)}".encode()).hexdigest()[:32]
+        key = Key(
+            route=f"queue.{envelope.operation.route}",
+            value=envelope.key,
+            resend=resend_retryable,
+            keep_seconds=self.keep_seconds,
+        )
         try:
-            answer = self.idempotent(
-                tenant=envelope.tenant,
-                route=f"queue.{envelope.operation.provider}.{envelope.operation.name}",
-                key=attempt,
-                body=subset.model_dump(mode="json"),
-                send=lambda: self._attempt(envelope.operation, subset, caller),
-            )
+            sent = self.sender.send(envelope.operation, envelope.request, caller, self.budget(remaining_ms), key)
         except IdempotencyInProgress:
             raise RetryLater("another delivery of this message is being processed") from None
-        outcomes.update({r["phone_number"]: r for r in answer["body"]["results"]})
-        merged = {**answer["body"], "results": [outcomes[p] for p in request.phones if p in outcomes]}
-        merged["summary"] = {s.value: sum(1 for r in merged["results"] if r["status"] == s.value) for s in Status}
-        self.store(caller, {"status": answer["status"], "headers": {}, "body": merged})
-        retry = [p for p in request.phones if outcomes.get(p, {}).get("status") not in FINAL]
+        if not sent.recorded:
+            # The next delivery finds the claim and settles it: nothing of it is sent again.
+            raise RetryLater("the outcome could not be recorded")
+        retry = sent.response.numbers(Status.RETRYABLE)
         logger.info(
             "message processed",
-            extra={"correlation_id": record.message_id, "summary": merged["summary"], "to_retry": len(retry)},
+            extra={"summary": sent.response.summary.model_dump(), "to_retry": len(retry), "replayed": sent.replayed},
         )
         if retry:
-            logger.warning(
-                "numbers will be retried",
-                extra={"correlation_id": record.message_id, "numbers": [mask_phone(p) for p in retry]},
-            )
+            logger.warning("numbers will be retried", extra={"numbers": [mask_phone(p) for p in retry]})
             raise RetryLater(f"{len(retry)} numbers were provably not sent")
 
-    def _attempt(self, operation: Operation, request: SendRequest, caller: Caller) -> Answer:
-        answer = self.send(operation, request, caller)
-        if not any(
-            r["status"] == Status.AMBIGUOUS.value or r["status"] == Status.ACCEPTED.value
-            for r in answer["body"]["results"]
-        ):
-            # Nothing may have gone out: Powertools keeps no record, the next delivery tries again.
-            raise NothingSent(answer)
-        return answer
-
     def _poison(self, record: SQSRecord, poison: PoisonMessage) -> None:
-        logger.warning("poison message", extra={"correlation_id": record.message_id, "reason": poison.reason})
-        caller = Caller(
-            request_id=record.message_id,
-            tenant=DEFAULT_TENANT,
-            source_ip=None,
-            received_at=datetime.now(UTC),
-            correlation_id=record.message_id,
-        )
+        logger.warning("poison message", extra={"reason": poison.reason})
         body = {
             "request_id": record.message_id,
             "error": {"code": "invalid_message", "message": poison.reason, "details": poison.details},
             "results": [],
         }
-        self.store(caller, {"status": 400, "headers": {}, "body": body})
+        self.log.record(DEFAULT_TENANT, record.message_id, body, received_at=datetime.now(UTC))
         # Raises if the DLQ cannot be reached: the message then stays in its queue and comes back.
         self.dead_letter(record, poison.reason)
 
 
-def send_to_dead_letter_queue(queue_url: str) -> Callable[[SQSRecord, str], None]:
+@lru_cache(maxsize=1)
+def sqs_client() -> Any:
+    return boto3.client("sqs")
+
+
+def send_to_dead_letter_queue(queue_url: str) -> DeadLetter:
     def dead_letter(record: SQSRecord, reason: str) -> None:
         try:
             sqs_client().send_message(
@@ -236,3 +215,20 @@ def send_to_dead_letter_queue(queue_url: str) -> Callable[[SQSRecord, str], None
             raise GatewayError(f"the dead-letter queue is unavailable ({type(exc).__name__})") from exc
 
     return dead_letter
+
+
+@lru_cache(maxsize=4)
+def consumer(resolve: Resolve) -> QueueConsumer:
+    """The function's consumer, built on its first batch: API invocations never load this module."""
+    settings = get_provider_settings()
+    if not settings.dead_letter_queue_url:
+        raise ConfigurationError("invalid or missing environment variables: DEAD_LETTER_QUEUE_URL")
+    rt = runtime()
+    return QueueConsumer(
+        resolve=resolve,
+        sender=rt.sender,
+        budget=rt.budget,
+        log=message_log(),
+        dead_letter=send_to_dead_letter_queue(settings.dead_letter_queue_url),
+        keep_seconds=settings.message_retention_days * 86_400,
+    )

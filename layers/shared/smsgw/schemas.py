@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from http import HTTPStatus
+from typing import Self
+
 from pydantic import BaseModel, Field
 
 from smsgw.outcomes import SendResult, Status
-from smsgw.quotas import Reservation
+from smsgw.quota_windows import Reservation
+
+PROVIDER_FAILURES = frozenset({Status.RETRYABLE, Status.AMBIGUOUS})
+UNRECORDED = "The outcome of an earlier attempt with this key was not recorded: the SMS may have been sent."
 
 
 def _unset(value: object) -> bool:
@@ -26,7 +33,7 @@ class NumberQuota(BaseModel):
 
 
 class NumberResult(BaseModel):
-    phone_number: str
+    phone_number: str = Field(description="The number in E.164, whatever spelling the request used.")
     status: Status
     message_id: str | None = Field(description="The provider's id for the message, when it gave one.")
     provider_code: str | None = Field(description="The provider's own status or error code.")
@@ -42,6 +49,11 @@ class Summary(BaseModel):
     retryable: int
     ambiguous: int
     quota_exceeded: int
+
+    @classmethod
+    def of(cls, statuses: Iterable[Status]) -> Summary:
+        counted = list(statuses)
+        return cls(**{status.value: counted.count(status) for status in Status})
 
 
 class ErrorDetail(BaseModel):
@@ -61,18 +73,37 @@ class ErrorResponse(BaseModel):
     request_id: str | None
 
 
+QUOTA_EXCEEDED = ErrorInfo(code="quota_exceeded", message="No number could be sent: its quota is used up.")
+PROVIDER_FAILED = ErrorInfo(
+    code="provider_failed",
+    message="No number was confirmed sent: `ambiguous` numbers may have been sent and must not be sent again.",
+)
+RECORD_INCOMPLETE = ErrorInfo(
+    code="record_incomplete",
+    message=(
+        "The results are what the provider answered, but they could not be recorded: the message log "
+        "does not have this request, and the numbers that may have been sent will not be sent again."
+    ),
+)
+
+
 class SendResponse(BaseModel):
     request_id: str = Field(description="The gateway's id of this request (API Gateway's request id).")
     provider: str
     operation: str
     summary: Summary
-    results: list[NumberResult]
+    results: list[NumberResult] = Field(description="One result per number given, in the order given.")
     quota_remaining: dict[str, int] = Field(
         default_factory=dict, description="What is left today of the account's and the source IP's quota."
     )
     error: ErrorInfo | None = Field(
         default=None,
         description="Set when no number was sent: quota_exceeded (429) or provider_failed (502).",
+        exclude_if=_unset,
+    )
+    warning: ErrorInfo | None = Field(
+        default=None,
+        description="Set when the answer could not be recorded (record_incomplete): the results still hold.",
         exclude_if=_unset,
     )
 
@@ -97,11 +128,75 @@ class SendResponse(BaseModel):
                     quota=quota,
                 )
             )
+        shared = dict(reservation.shared_remaining) if reservation else {}
+        refused = frozenset(o.phone for o in result.outcomes if o.auth_error)
+        return cls._judged(request_id, result.provider, result.operation, results, shared, refused)
+
+    @classmethod
+    def unrecorded(cls, request_id: str, provider: str, operation: str, numbers: Sequence[str]) -> SendResponse:
+        """The answer for numbers an attempt may have sent, when it did not live to record it."""
+        results = [
+            NumberResult(
+                phone_number=phone,
+                status=Status.AMBIGUOUS,
+                message_id=None,
+                provider_code=None,
+                provider_message=UNRECORDED,
+                retry_safe=False,
+            )
+            for phone in numbers
+        ]
+        return cls._judged(request_id, provider, operation, results, {})
+
+    def merged(self, later: SendResponse) -> SendResponse:
+        """This answer with the numbers a later attempt sent again replaced by what it answered."""
+        replaced = {r.phone_number: r for r in later.results}
+        results = [replaced.get(r.phone_number, r) for r in self.results]
+        return self._judged(later.request_id, self.provider, self.operation, results, later.quota_remaining)
+
+    @classmethod
+    def _judged(
+        cls,
+        request_id: str,
+        provider: str,
+        operation: str,
+        results: list[NumberResult],
+        shared: dict[str, int],
+        auth_refused: frozenset[str] = frozenset(),
+    ) -> Self:
+        statuses = [r.status for r in results]
+        # Every number the provider was asked to send failed there; a refused credential counts:
+        # the gateway's operators, not the caller, must fix it.
+        tried = [r for r in results if r.status is not Status.QUOTA_EXCEEDED]
+        error = None
+        if not tried and results:
+            error = QUOTA_EXCEEDED
+        elif tried and all(r.status in PROVIDER_FAILURES or r.phone_number in auth_refused for r in tried):
+            error = PROVIDER_FAILED
         return cls(
             request_id=request_id,
-            provider=result.provider,
-            operation=result.operation,
-            summary=Summary(**{status.value: result.count(status) for status in Status}),
+            provider=provider,
+            operation=operation,
+            summary=Summary.of(statuses),
             results=results,
-            quota_remaining=dict(reservation.shared_remaining) if reservation else {},
+            quota_remaining=shared,
+            error=error,
         )
+
+    def numbers(self, *statuses: Status) -> list[str]:
+        """The distinct numbers with one of these statuses, in the order given."""
+        return list(dict.fromkeys(r.phone_number for r in self.results if r.status in statuses))
+
+    @property
+    def nothing_sent(self) -> bool:
+        """No number was or may have been sent: a 429, or a 502 without `ambiguous` numbers."""
+        return not self.numbers(Status.ACCEPTED, Status.AMBIGUOUS)
+
+    def http_status(self) -> tuple[int, dict[str, str]]:
+        """The HTTP status this answer goes out with, and its own headers."""
+        if self.error is not None and self.error.code == QUOTA_EXCEEDED.code:
+            waits = [r.quota.retry_after for r in self.results if r.quota and r.quota.retry_after is not None]
+            return HTTPStatus.TOO_MANY_REQUESTS, {"Retry-After": str(min(waits, default=1))}
+        if self.error is not None and self.error.code == PROVIDER_FAILED.code:
+            return HTTPStatus.BAD_GATEWAY, {}
+        return HTTPStatus.OK, {}

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 
 from smsgw.models import AliyunBatchSmsRequest, AliyunInterSmsRequest, BatchMessage, SendRequest
 from smsgw.outcomes import NumberOutcome
+from smsgw.phones import wire_international, wire_national
 from smsgw.providers.base import (
     ACCEPTED,
     AMBIGUOUS,
@@ -193,7 +194,7 @@ class AliyunInterSmsClient(_AliyunClient[AliyunInterSmsRequest]):
 
     def _action_params(self, request: AliyunInterSmsRequest, chunk: Chunk) -> dict[str, str]:
         params = {
-            "PhoneNumbers": chunk.phones[0],
+            "PhoneNumbers": wire_national(chunk.phones[0]),
             "CountryCode": request.country_code,
             "SignName": request.sign_name,
             "TemplateCode": request.template_code,
@@ -220,7 +221,7 @@ class AliyunBatchSmsClient(_AliyunClient[AliyunBatchSmsRequest]):
     def _action_params(self, request: AliyunBatchSmsRequest, chunk: Chunk) -> dict[str, str]:
         messages: tuple[BatchMessage, ...] = chunk.data
         params = {
-            "PhoneNumberJson": _json([m.phone_number for m in messages]),
+            "PhoneNumberJson": _json([wire_international(m.phone_number) for m in messages]),
             "SignNameJson": _json([request.sign_name_of(m) for m in messages]),
             "TemplateCode": request.template_code,
             "TemplateParamJson": _json([m.template_param for m in messages]),

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 
 from smsgw.models import PolyvSendRequest
 from smsgw.outcomes import NumberOutcome
+from smsgw.phones import wire_mainland
 from smsgw.providers.base import (
     ACCEPTED,
     AMBIGUOUS,
@@ -102,7 +103,7 @@ class PolyvClient(ProviderClient[PolyvSendRequest]):
 
     def _call(self, request: PolyvSendRequest, chunk: Chunk) -> requests.Response:
         body = {
-            "phoneNumbers": list(chunk.phones),
+            "phoneNumbers": [wire_mainland(p) for p in chunk.phones],
             "templateParamNames": request.template_param_names,
             "templateParamValues": request.template_param_values,
         }
@@ -128,7 +129,7 @@ class PolyvClient(ProviderClient[PolyvSendRequest]):
             results = {str(r.get("phoneNumber")): r for r in data if isinstance(r, dict)}
         outcomes = []
         for phone in chunk.phones:
-            result = results.get(phone)
+            result = results.get(wire_mainland(phone))
             if result is None:
                 # Polyv answered for the call but not for this number: it may have gone out.
                 outcomes.append(outcome(phone, AMBIGUOUS, code=None, message="no result for the number"))

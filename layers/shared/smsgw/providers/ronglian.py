@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 
 from smsgw.models import RonglianTemplateSmsRequest
 from smsgw.outcomes import NumberOutcome, Status
+from smsgw.phones import wire_mainland
 from smsgw.providers.base import (
     ACCEPTED,
     AMBIGUOUS,
@@ -153,7 +154,7 @@ class RonglianClient(ProviderClient[RonglianTemplateSmsRequest]):
         timestamp = self.clock().astimezone(PROVIDER_ZONE).strftime("%Y%m%d%H%M%S")
         sid = self.credentials.account_sid
         body: dict[str, Any] = {
-            "to": ",".join(chunk.phones),
+            "to": ",".join(wire_mainland(p) for p in chunk.phones),
             "appId": self.credentials.app_id,
             "templateId": request.template_id,
             "datas": request.datas,

@@ -8,8 +8,9 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
-from smsgw.api import message_log, tenant_of
+from smsgw.api import tenant_of
 from smsgw.errors import GatewayError
+from smsgw.runtime import message_log
 
 router = Router()
 

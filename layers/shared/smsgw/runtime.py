@@ -1,0 +1,98 @@
+"""The composition root: configuration, the AWS clients and the objects built from them, once per
+function instance and on first use, so that a configuration error answers instead of crashing."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import lru_cache
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from smsgw.clock import Budget
+from smsgw.config import ProviderSettings, credentials_model, get_provider_settings, get_settings
+from smsgw.credentials import CredentialStore
+from smsgw.idempotency import IdempotencyStore
+from smsgw.messages import MessageLog
+from smsgw.quotas import QUOTA_RETRIES, QuotaLedger
+from smsgw.service import Sender, SendService
+
+# A fixed User-Agent: botocore otherwise rebuilds its own for every request (sanitising some
+# twenty components, about 0.1 ms of CPU per call, most of a call's own work after I/O).
+USER_AGENT = f"sms-gateway Boto3/{boto3.__version__} lang/python#{sys.version_info.major}.{sys.version_info.minor}"
+# DynamoDB answers in milliseconds: a call that takes seconds is a DynamoDB that is not there, and
+# two such attempts must leave a request time to answer 503 well within API Gateway's 29 s. The
+# gateway builds every request itself: botocore's client-side validation would only repeat it.
+DYNAMODB_CONFIG = Config(
+    connect_timeout=1,
+    read_timeout=2,
+    retries={"total_max_attempts": 2, "mode": "standard"},
+    max_pool_connections=50,
+    parameter_validation=False,
+    user_agent=USER_AGENT,
+)
+
+
+@lru_cache(maxsize=1)
+def dynamodb_client() -> Any:
+    """One client (and connection pool) for idempotency records and the message log."""
+    return boto3.client("dynamodb", config=DYNAMODB_CONFIG)
+
+
+@lru_cache(maxsize=1)
+def quota_client() -> Any:
+    """The quota ledger's own client: one that never retries by itself (see `smsgw.quotas`)."""
+    return boto3.client("dynamodb", config=DYNAMODB_CONFIG.merge(QUOTA_RETRIES))
+
+
+@lru_cache(maxsize=1)
+def message_log() -> MessageLog:
+    settings = get_settings()
+    return MessageLog(
+        settings.message_log_table_name,
+        retention=timedelta(days=settings.message_retention_days),
+        client=dynamodb_client(),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    settings: ProviderSettings
+    service: SendService
+    sender: Sender
+
+    def budget(self, remaining_ms: int | None) -> Budget:
+        """A new request's time, within what the invocation has left."""
+        return Budget.of(
+            send_within=self.settings.send_budget_seconds,
+            done_within=self.settings.request_budget_seconds,
+            remaining=None if remaining_ms is None else remaining_ms / 1000,
+        )
+
+
+@lru_cache(maxsize=1)
+def runtime() -> Runtime:
+    """A provider function's objects."""
+    settings = get_provider_settings()
+    model = credentials_model(settings.provider)
+    store = CredentialStore(settings.provider_secret_id, model, max_age=settings.secret_max_age_seconds)
+    ledger = QuotaLedger(settings.quota_table_name, settings.limits, client_factory=quota_client)
+    service = SendService(settings, store, ledger)
+    records = IdempotencyStore(
+        settings.idempotency_table_name,
+        expires_after_seconds=settings.idempotency_expiry_seconds,
+        client=dynamodb_client(),
+    )
+    return Runtime(settings, service, Sender(service, records, message_log()))
+
+
+def reset() -> None:
+    """Forget configuration and clients (for tests that change the environment)."""
+    for cached in (get_settings, get_provider_settings, message_log, runtime, dynamodb_client, quota_client):
+        cached.cache_clear()
+    queue = sys.modules.get("smsgw.queue")  # loaded by the first SQS batch only
+    if queue is not None:
+        queue.consumer.cache_clear()
