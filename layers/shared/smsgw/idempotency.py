@@ -19,7 +19,7 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -79,10 +79,14 @@ class Prior:
 
 
 class IdempotencyStore:
-    def __init__(self, table_name: str, *, expires_after_seconds: int, client: Any) -> None:
+    def __init__(
+        self, table_name: str, *, expires_after_seconds: int, client: Any, now: Callable[[], float] = time.time
+    ) -> None:
         self.table_name = table_name
         self.expires_after = expires_after_seconds
         self.client = client
+        self.now = now
+        """The wall clock, in epoch seconds: locks and expiry are read against it."""
 
     # -- claiming ----------------------------------------------------------------------------------
 
@@ -99,7 +103,7 @@ class IdempotencyStore:
         """Claim the key for a first attempt, or tell what holds it. The record is kept for
         `keep_seconds`, or the store's default."""
         owner = uuid.uuid4().hex
-        now = int(time.time())
+        now = int(self.now())
         item = {
             "id": {"S": scope},
             "state": {"S": "pending"},

@@ -372,23 +372,26 @@ class _Calls:
         made again once the deadline would not leave it time."""
         method = getattr(self.ledger.client, operation)
         for attempt in range(CALL_ATTEMPTS):
-            last = attempt + 1 == CALL_ATTEMPTS or not self.deadline.allows(CALL_SECONDS)
             try:
                 answer: dict[str, Any] = method(**request)
             except ClientError as exc:
                 status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-                if last or not (_code(exc) in _NOT_DONE or (repeatable and status >= 500)):
+                if self._last(attempt) or not (_code(exc) in _NOT_DONE or (repeatable and status >= 500)):
                     raise
             except (EndpointConnectionError, ConnectTimeoutError):
-                if last:
+                if self._last(attempt):
                     raise
             except HTTPClientError:  # the request may have been carried out, its answer lost
-                if last or not repeatable:
+                if self._last(attempt) or not repeatable:
                     raise
             else:
                 return answer
             _pause(attempt)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _last(self, attempt: int) -> bool:
+        """Whether a failed call is not to be made again: attempts used up, or no time for one more."""
+        return attempt + 1 == CALL_ATTEMPTS or not self.deadline.allows(CALL_SECONDS)
 
 
 def _pause(attempt: int) -> None:

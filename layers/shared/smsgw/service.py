@@ -230,7 +230,7 @@ class Sender:
     def _after(self, prior: Prior, operation: Operation, caller: Caller, key: Key, lock_until: int) -> Sent | Claim:
         """What a key already used leads to: a replay, the settling of an attempt that did not
         record its end, or a claim to send what was left provably unsent."""
-        if prior.running(time.time()):
+        if prior.running(self.store.now()):
             raise IdempotencyInProgress("A request with this Idempotency-Key is still being processed.")
         if prior.state == "pending":
             # The attempt ended without recording: its numbers may have gone out and never go again.
