@@ -74,3 +74,22 @@ def queue_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
         function_concurrency=4,
     ) as stack:
         yield stack
+
+
+@pytest.fixture(scope="session")
+def strict_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """The gateway with its default quotas (one SMS per number per minute), short request budgets
+    so that an unfinished attempt's claim ends within seconds, and four workers per function."""
+    overrides = {
+        "SendBudgetSeconds": "4",
+        "RequestBudgetSeconds": "6",
+        "QueueVisibilityTimeoutSeconds": "3",
+        "QueueMaxReceiveCount": "6",
+    }
+    with running(
+        tmp_path_factory.mktemp("strict-stack"),
+        parameter_overrides=overrides,
+        api_keys={"shop-1": "key-of-shop-1"},
+        function_concurrency=4,
+    ) as stack:
+        yield stack
