@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import warnings
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -217,3 +219,35 @@ def test_queue_logs_carry_each_records_message_id_as_correlation_id(
     poison = [d for d in documents if d.get("message") == "poison message"]
     assert [(d["correlation_id"], d["request_id"]) for d in finished] == [("msg-1", "order-1")]
     assert [d["correlation_id"] for d in poison] == ["msg-2"]
+
+
+def test_each_send_of_a_mixed_queue_batch_has_its_own_metrics(
+    deploy: Any, dlq: str, sandbox: ProviderSandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    deploy("aliyun")
+    inter = {"phone_numbers": ["91234567"], "country_code": "HK", "sign_name": "S", "template_code": "SMS_1"}
+    batch = {
+        "template_code": "SMS_2",
+        "sign_name": "S",
+        "messages": [{"phone_number": p, "template_param": {"c": "1"}} for p in ("13800138000", "13900139000")],
+    }
+    records = [(f"i-{n}", inter) for n in range(3)] + [(f"b-{n}", batch) for n in range(3)]
+    capsys.readouterr()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "Dimension 'operation' has already been added" would fail it
+        call("aliyun", sqs_event(*records, queue="AliyunQueue"))
+
+    out = capsys.readouterr().out
+    sends = [d for d in emf(out) if "numbers_accepted" in d]
+    # Each send counted under its own operation: 1 number per SendInterSms, 2 per SendBatchSms
+    assert (
+        sorted((d["operation"], d["numbers_accepted"][0]) for d in sends)
+        == [("SendBatchSms", 2.0)] * 3 + [("SendInterSms", 1.0)] * 3
+    )
+    by_operation = Counter(d["operation"] for d in sends)
+    assert by_operation == {"SendInterSms": 3, "SendBatchSms": 3}
+    assert all(d["provider"] == "aliyun" for d in sends)
+    # Every record's lines carry its own message id, and no line carries the REST API's
+    processed = [d for d in lines(out) if d.get("message") == "message processed"]
+    assert sorted(d["correlation_id"] for d in processed) == sorted(r for r, _ in records)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
-from local.sandbox import ProviderSandbox
+from local.sandbox import Fault, ProviderSandbox
 from smsgw import runtime
 from tests.support import FakeContext, call, event, header, invoke, sqs_event
 
@@ -235,3 +235,34 @@ def test_a_hung_dynamodb_is_answered_503_within_10_seconds(
     assert (status, body["error"]["code"]) == (503, "dependency_unavailable")
     assert time.monotonic() - started < 10
     assert sandbox.calls == []
+
+
+class TestHonestQuota:
+    def test_a_failed_give_back_is_reported_as_quota_kept(
+        self, outage: Outage, sandbox: ProviderSandbox, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        sandbox.add_fault(Fault(kind="code", operation="polyv.send", phone=A, code=-2))
+
+        def no_give_back(params: dict[str, Any], **_: Any) -> None:
+            if ":minus" in params.get("ExpressionAttributeValues", {}):
+                raise EndpointConnectionError(endpoint_url="http://dynamodb.local")
+
+        runtime.quota_client().meta.events.register("before-parameter-build.dynamodb.UpdateItem", no_give_back)
+
+        status, body = invoke("polyv", polyv_event(A))
+
+        assert status == 200
+        assert body["results"][0]["status"] == "rejected"
+        # The unit stayed counted, and the answer says so
+        assert body["results"][0]["quota"] == {"remaining": 0}
+        assert body["quota_remaining"] == {"account": 1999, "ip": 1999}
+        sandbox.reset()
+        assert invoke("polyv", polyv_event(A))[1]["results"][0]["status"] == "quota_exceeded"
+
+    def test_a_given_back_unit_is_reported_back(self, outage: Outage, sandbox: ProviderSandbox) -> None:
+        sandbox.add_fault(Fault(kind="code", operation="polyv.send", phone=A, code=-2))
+
+        status, body = invoke("polyv", polyv_event(A))
+
+        assert body["results"][0]["quota"] == {"remaining": 1}
+        assert body["quota_remaining"] == {"account": 2000, "ip": 2000}

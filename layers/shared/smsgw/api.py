@@ -202,10 +202,16 @@ def build_handler(name: str, router: Router, *, docs: bool = True, queue: Resolv
                 app.enable_swagger(path=str(docs_path), title=f"SMS gateway: {name}", version="1.0.0")
                 docs_enabled.set()
 
+    cold = threading.Event()
+
+    # Sends emit their own metrics (smsgw.observability.report_send); the invocation adds only
+    # its cold start, so an invocation that sends nothing has nothing to flush or warn about.
     @logger.inject_lambda_context
     @tracer.capture_lambda_handler(capture_response=False)
-    @metrics.log_metrics(capture_cold_start_metric=True)
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        if not cold.is_set():
+            cold.set()
+            metrics.provider.add_cold_start_metric(context)
         if queue is not None and is_sqs(event):
             # Each record's lines carry its own message id (see smsgw.queue).
             logger.set_correlation_id(None)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import warnings
 from typing import Protocol
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -28,9 +27,6 @@ metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 # the function's logs are set to, theirs stop at INFO.
 for _library in ("botocore", "boto3", "urllib3", "s3transfer", "aws_lambda_powertools"):
     logging.getLogger(_library).setLevel(logging.INFO)
-# Sends emit their metrics themselves (`report_send`); an invocation that sent nothing (a docs
-# page, a 4xx, a lookup) has no metrics of its own, which is no cause for a warning in the logs.
-warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
 
 class Reported(Protocol):

@@ -21,7 +21,6 @@ not leave it time to answer.
 
 from __future__ import annotations
 
-import contextlib
 import random
 import threading
 import time
@@ -156,32 +155,35 @@ class QuotaLedger:
             calls.abandon(held)  # a request that fails holds nothing
             raise
         decided = plan(phones, windows, taken, shares, now)
-        try:
-            calls.give_back(decided.give_back)
-        except DependencyUnavailable:
-            calls.abandon(held)
-            raise
+        # What the plan does not use goes back; what cannot go back stays counted, and is reported so.
+        for (returned, units), done in zip(decided.give_back, calls.give_back(decided.give_back), strict=True):
+            if not done and returned[0].scope != "phone":
+                decided.reservation.shared_remaining[returned[0].scope] -= units
         if decided.unknown:
             decided.reservation.reading = self._pool.submit(calls.read_remaining, decided.unknown)
         return decided.reservation
 
-    def refund(self, reservation: Reservation, phones: Iterable[str], deadline: Deadline = _NO_DEADLINE) -> None:
+    def refund(self, reservation: Reservation, phones: Iterable[str], deadline: Deadline = _NO_DEADLINE) -> bool:
         """Give back the units of numbers the provider definitely did not send. The reservation's
-        report changes only once DynamoDB has them back: if this raises, they are still counted."""
+        report counts a unit back only once DynamoDB has it back; False if some could not be."""
         returned = [p for p in phones if p in reservation.granted]
         if not returned:
-            return
+            return True
         reservation.wait_for_counts()  # read before the counts change
-        back = [(reservation.granted[p], 1) for p in returned if reservation.granted[p]]
-        back += [([window], len(returned)) for window, _ in reservation.shared.values()]
-        _Calls(self, deadline).give_back(back)
+        own = [p for p in returned if reservation.granted[p]]
+        shared = list(reservation.shared.items())
+        back = [(reservation.granted[p], 1) for p in own] + [([w], len(returned)) for _, (w, _) in shared]
+        done = _Calls(self, deadline).give_back(back)
+        for p, given in zip(own, done, strict=False):
+            if given and reservation.remaining.get(p, -1) >= 0:
+                reservation.remaining[p] += 1
+        for (scope, (window, units)), given in zip(shared, done[len(own) :], strict=True):
+            if given:
+                reservation.shared[scope] = (window, units - len(returned))
+                reservation.shared_remaining[scope] += len(returned)
         for p in returned:
             del reservation.granted[p]
-            if reservation.remaining.get(p, -1) >= 0:
-                reservation.remaining[p] += 1
-        for scope, (window, units) in list(reservation.shared.items()):
-            reservation.shared[scope] = (window, units - len(returned))
-            reservation.shared_remaining[scope] += len(returned)
+        return all(done)
 
     def submit(self, work: Callable[..., Any], *args: Any) -> Future[Any]:
         return self._pool.submit(work, *args)
@@ -337,15 +339,14 @@ class _Calls:
                 _pause(attempt)
         return found
 
-    def give_back(self, items: list[tuple[list[Window], int]]) -> None:
-        jobs = [self.ledger.submit(self._return, windows, n) for windows, n in items if n > 0 and windows]
-        for job in jobs:
-            job.result()
+    def give_back(self, items: list[tuple[list[Window], int]]) -> list[bool]:
+        """Give back each item's units, all at once: whether each is back (a failed one stays counted)."""
+        jobs = [self.ledger.submit(self._return, windows, n) if n > 0 and windows else None for windows, n in items]
+        return [job is None or job.exception() is None for job in jobs]
 
     def abandon(self, items: list[tuple[list[Window], int]]) -> None:
         """Give back what a failing request took, as far as DynamoDB lets: its error is the one told."""
-        with contextlib.suppress(DependencyUnavailable):
-            self.give_back(items)
+        self.give_back(items)
 
     def _return(self, windows: Sequence[Window], units: int) -> None:
         names = {f"#c{i}": w.attribute for i, w in enumerate(windows)}

@@ -138,10 +138,8 @@ class SendService:
     def _give_back(self, reservation: Reservation, phones: list[str], budget: Budget) -> None:
         # The messages went out (or definitely did not); a failed give-back costs quota, not
         # correctness, and the answer then reports the units as still counted.
-        try:
-            self.ledger.refund(reservation, phones, budget.done_by)
-        except DependencyUnavailable as exc:
-            logger.warning("quota give-back failed", extra={"numbers": len(phones), "error": exc.message})
+        if not self.ledger.refund(reservation, phones, budget.done_by):
+            logger.warning("quota give-back failed", extra={"numbers": len(phones)})
 
 
 def quota_exceeded(phone: str) -> NumberOutcome:
