@@ -16,9 +16,14 @@ export PYTHONDONTWRITEBYTECODE := 1
 # Some machines' pip configuration names package indexes that are not there; pip warns for each.
 QUIET_PIP := { grep -v '^WARNING: Location' || true; }
 
-DEV_STAMP := $(VENV)/.installed
+# One virtualenv, filled in two steps from hash-pinned locks (`make lock`): what the local stack runs
+# on (`make run`), then what the tests and linters add (`make test`); a stamp marks each step done.
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
 TOOLS_STAMP := $(TOOLS)/.installed
 NODE_STAMP := local/node_modules/.installed
+PIP_LOCKED := pip install --quiet --disable-pip-version-check --require-hashes
+pins = $(shell grep -c '^[A-Za-z0-9].*==' $(1))
 PORT ?= 3000
 # The local stack's API key: fixed, so that the README's curl works as shown. Loopback only.
 API_KEY ?= local-dev-key
@@ -27,10 +32,19 @@ API_KEY ?= local-dev-key
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-$(DEV_STAMP): requirements-dev.txt layers/shared/requirements.txt
+# A new run lock starts the virtualenv afresh (nothing it dropped stays behind), and the dev step
+# follows on the next `make test`; a new dev lock installs over what is there.
+$(RUN_STAMP): requirements-run.lock
+	@echo "==> Creating the virtualenv $(VENV) with $(PYTHON)"
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt 2>&1 | $(QUIET_PIP)
+	@echo "==> Installing the local stack's $(call pins,$<) packages (requirements-run.lock) into $(VENV): a minute or two the first time"
+	$(VENV)/bin/$(PIP_LOCKED) -r $< 2>&1 | $(QUIET_PIP)
+	touch $@
+
+$(DEV_STAMP): requirements-dev.lock $(RUN_STAMP)
+	@echo "==> Installing the tests' and linters' packages (requirements-dev.lock, $(call pins,$<) in all) into $(VENV)"
+	$(VENV)/bin/$(PIP_LOCKED) -r $< 2>&1 | $(QUIET_PIP)
 	touch $@
 
 # aws-sam-cli pins its own boto3 and pydantic: it lives apart from what the gateway is tested with.
@@ -49,18 +63,31 @@ $(NODE_STAMP): local/package.json local/package-lock.json
 install: $(DEV_STAMP) $(TOOLS_STAMP) $(NODE_STAMP) ## Create the virtualenvs and install DynamoDB Local
 
 .PHONY: run
-run: $(DEV_STAMP) $(NODE_STAMP) ## The gateway on 127.0.0.1:3000 on a local stack (no AWS, no Docker); PORT=… to move it
+run: $(RUN_STAMP) $(NODE_STAMP) ## The gateway on 127.0.0.1:3000 on a local stack (no AWS, no Docker); PORT=… to move it
 	$(PY) -m local.stack --port $(PORT) --api-key $(API_KEY)
 
 .PHONY: invoke
-invoke: $(DEV_STAMP) ## One handler in process against the running stack: make invoke FUNCTION=PolyvFunction EVENT=events/polyv-send.json
+invoke: $(RUN_STAMP) ## One handler in process against the running stack: make invoke FUNCTION=PolyvFunction EVENT=events/polyv-send.json
 	@test -n "$(FUNCTION)" -a -n "$(EVENT)" || { echo "usage: make invoke FUNCTION=PolyvFunction EVENT=events/polyv-send.json"; exit 2; }
 	$(PY) -m local.invoke --function $(FUNCTION) --event $(EVENT)
 
 .PHONY: tenant
-tenant: $(DEV_STAMP) ## Create a tenant (an API key with its own usage plan): make tenant NAME=shop-1 STACK=sms-gateway
+tenant: $(RUN_STAMP) ## Create a tenant (an API key with its own usage plan): make tenant NAME=shop-1 STACK=sms-gateway
 	@test -n "$(NAME)" -a -n "$(STACK)" || { echo "usage: make tenant NAME=shop-1 STACK=sms-gateway [RATE=50 BURST=100 QUOTA=10000] (the template's defaults)"; exit 2; }
 	$(PY) scripts/tenants.py create $(NAME) --stack $(STACK) $(if $(RATE),--rate $(RATE)) $(if $(BURST),--burst $(BURST)) $(if $(QUOTA),--quota $(QUOTA))
+
+# Each lock from its .txt file, keeping the versions it already pins unless UPGRADE=1: the layer's for
+# Lambda (arm64, CPython 3.13, wheels only, as layers/shared/Makefile installs it), the local stack's
+# and the tests' for any platform, each held to the versions of the one before it.
+UV_COMPILE = UV_CUSTOM_COMPILE_COMMAND="make lock" $(VENV)/bin/uv pip compile --quiet --generate-hashes \
+	--python-version 3.13 $(if $(UPGRADE),--upgrade)
+
+.PHONY: lock
+lock: $(DEV_STAMP) ## Pin every requirement with its hashes again (UPGRADE=1: the newest the .txt files allow)
+	$(UV_COMPILE) --python-platform aarch64-manylinux2014 --only-binary :all: \
+		layers/shared/requirements.txt -o layers/shared/requirements.lock
+	$(UV_COMPILE) --universal -c layers/shared/requirements.lock requirements-run.txt -o requirements-run.lock
+	$(UV_COMPILE) --universal -c requirements-run.lock requirements-dev.txt -o requirements-dev.lock
 
 .PHONY: lint
 lint: $(DEV_STAMP) ## ruff and mypy
@@ -95,7 +122,7 @@ clean: ## Remove virtualenvs and build output
 BENCH_VENV := bench/.venv
 BENCH_STAMP := $(BENCH_VENV)/.installed
 
-$(BENCH_STAMP): requirements-bench.txt requirements-dev.txt layers/shared/requirements.txt
+$(BENCH_STAMP): requirements-bench.txt requirements-dev.txt requirements-run.txt layers/shared/requirements.txt
 	rm -rf $(BENCH_VENV)
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-bench.txt 2>&1 | $(QUIET_PIP)
