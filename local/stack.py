@@ -11,6 +11,7 @@ template.yaml. `LocalStack` is the same thing for tests.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import re
@@ -175,6 +176,9 @@ class LocalStack:
     def _start(self) -> None:
         if self.state_dir is not None:
             self.state_dir.mkdir(parents=True, exist_ok=True)
+        # The API's port before anything else, so that a port in use fails at once. Requests that
+        # arrive before the workers are ready wait in the socket's backlog until the emulator serves.
+        self._emulator = self._bind_api()
         # Spawn both engines first: the JVM's start-up overlaps with moto's and the sandbox's.
         self._dynamodb = DynamoDBLocal(output=self._log("dynamodb.log"))
         self._dynamodb.spawn()
@@ -195,16 +199,27 @@ class LocalStack:
         for pool in self.workers.values():
             pool.wait_ready()
 
-        self._emulator = ApiGatewayEmulator(
-            apis=self.template.apis(),
-            routes=self.template.api_routes(),
-            invoke=self._invoke_for_api,
-            api_keys=self.api_keys,
-            host=self.host,
-            port=self.api_port,
-        ).start()
+        self._emulator.start()
         if self.sqs_polling:
             self._start_polling()
+
+    def _bind_api(self) -> ApiGatewayEmulator:
+        try:
+            return ApiGatewayEmulator(
+                apis=self.template.apis(),
+                routes=self.template.api_routes(),
+                invoke=self._invoke_for_api,
+                api_keys=self.api_keys,
+                host=self.host,
+                port=self.api_port,
+            )
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise StackError(
+                    f"port {self.api_port} on {self.host} is in use: another local stack or another program listens "
+                    "there; choose another port with --port (PORT=... with make)"
+                ) from None
+            raise StackError(f"the API cannot listen on {self.host}:{self.api_port}: {exc.strerror or exc}") from None
 
     def _start_polling(self) -> None:
         self._poller = SqsPoller(
@@ -578,6 +593,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         state_dir=args.state_dir,
         sqs_polling=args.sqs_polling,
     )
+    print(f"Starting the local stack, its API on {args.host}:{args.port} ...", flush=True)
     try:
         stack.start()
         if not stopping.is_set():
