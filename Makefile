@@ -25,6 +25,9 @@ NODE_STAMP := local/node_modules/.installed
 PIP_LOCKED := pip install --quiet --disable-pip-version-check --require-hashes
 pins = $(shell grep -c '^[A-Za-z0-9].*==' $(1))
 PORT ?= 3000
+# The folder of the stack `make run` starts: its state.json (what `make invoke` reads) and the engines'
+# logs. A second stack runs beside the first with a folder and a PORT of its own.
+STATE_DIR ?= .local-stack
 # The local stack's API key: fixed, so that the README's curl works as shown. Loopback only.
 API_KEY ?= local-dev-key
 
@@ -68,12 +71,12 @@ install: $(DEV_STAMP) $(TOOLS_STAMP) $(NODE_STAMP) ## Create the virtualenvs and
 
 .PHONY: run
 run: $(RUN_STAMP) $(NODE_STAMP) ## The gateway on 127.0.0.1:3000 on a local stack (no AWS, no Docker); PORT=… to move it
-	$(PY) -m local.stack --port $(PORT) --api-key $(API_KEY)
+	$(PY) -m local.stack --port $(PORT) --api-key $(API_KEY) --state-dir $(STATE_DIR)
 
 .PHONY: invoke
 invoke: $(RUN_STAMP) ## One handler in process against the running stack: make invoke FUNCTION=PolyvFunction EVENT=events/polyv-send.json
 	@test -n "$(FUNCTION)" -a -n "$(EVENT)" || { echo "usage: make invoke FUNCTION=PolyvFunction EVENT=events/polyv-send.json"; exit 2; }
-	$(PY) -m local.invoke --function $(FUNCTION) --event $(EVENT)
+	$(PY) -m local.invoke --function $(FUNCTION) --event $(EVENT) --state $(STATE_DIR)/state.json
 
 .PHONY: tenant
 tenant: $(RUN_STAMP) ## Create a tenant (an API key with its own usage plan): make tenant NAME=shop-1 STACK=sms-gateway
