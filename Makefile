@@ -70,7 +70,7 @@ $(NODE_STAMP): local/package.json local/package-lock.json
 install: $(DEV_STAMP) $(TOOLS_STAMP) $(NODE_STAMP) ## Create the virtualenvs and install DynamoDB Local
 
 .PHONY: run
-run: $(RUN_STAMP) $(NODE_STAMP) ## The gateway on 127.0.0.1:3000 on a local stack (no AWS, no Docker); PORT=… to move it
+run: $(RUN_STAMP) $(NODE_STAMP) ## The gateway on 127.0.0.1:3000 on a local stack (no AWS, no Docker); PORT=… to move it, STATE_DIR=… for a second one
 	$(PY) -m local.stack --port $(PORT) --api-key $(API_KEY) --state-dir $(STATE_DIR)
 
 .PHONY: invoke
