@@ -41,12 +41,12 @@ $(RUN_STAMP): requirements-run.lock
 	@echo "==> Creating the virtualenv $(VENV) with $(PYTHON)"
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	@echo "==> Installing the local stack's $(call pins,$<) packages (requirements-run.lock) into $(VENV): a minute or two the first time"
+	@echo "==> Installing the local stack's packages ($(call pins,$<) pinned in $<) into $(VENV): a minute or two the first time"
 	$(VENV)/bin/$(PIP_LOCKED) -r $< 2>&1 | $(QUIET_PIP)
 	touch $@
 
 $(DEV_STAMP): requirements-dev.lock $(RUN_STAMP)
-	@echo "==> Installing the tests' and linters' packages (requirements-dev.lock, $(call pins,$<) in all) into $(VENV)"
+	@echo "==> Installing the tests' and linters' packages ($(call pins,$<) pinned in $<, the local stack's among them) into $(VENV)"
 	$(VENV)/bin/$(PIP_LOCKED) -r $< 2>&1 | $(QUIET_PIP)
 	touch $@
 
