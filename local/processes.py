@@ -8,6 +8,7 @@ that even a killed stack leaves nothing behind.
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import http.client
 import json
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from local.lambda_worker import FUNCTION_ERROR_HEADER
+from local.prerequisites import MissingPrerequisite, check_java
 from local.template import REGION, FunctionSpec
 
 LOCAL_DIR = Path(__file__).resolve().parent
@@ -168,6 +170,15 @@ def dynamodb_local_dir(node_modules: Path = NODE_MODULES) -> Path:
     return found[-1].parent
 
 
+@functools.cache
+def _java() -> str:
+    # `java -version` starts a JVM of its own: once per process is enough.
+    try:
+        return check_java()
+    except MissingPrerequisite as exc:
+        raise StackError(str(exc)) from None
+
+
 def _compiled_launcher(classpath: Sequence[str]) -> Path | None:
     """The loopback launcher compiled once per launcher and jar version, kept beside the jar."""
     javac = shutil.which("javac")
@@ -213,9 +224,7 @@ class DynamoDBLocal:
         return f"http://{LOOPBACK}:{self.port}"
 
     def command(self) -> list[str]:
-        java = shutil.which("java")
-        if java is None:
-            raise StackError("java is not on PATH: DynamoDB Local needs a Java 17 JDK")
+        java = _java()
         home = dynamodb_local_dir()
         classpath = [str(home / "DynamoDBLocal.jar"), str(home / "DynamoDBLocal_lib" / "*")]
         compiled = _compiled_launcher(classpath)

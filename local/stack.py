@@ -11,6 +11,8 @@ template.yaml. `LocalStack` is the same thing for tests.
 from __future__ import annotations
 
 import argparse
+import errno
+import fcntl
 import json
 import os
 import re
@@ -44,6 +46,8 @@ DEFAULT_TEMPLATE = REPOSITORY / "template.yaml"
 DEFAULT_STATE_DIR = REPOSITORY / ".local-stack"
 EVENTS_DIR = REPOSITORY / "events"
 STATE_FILE = "state.json"
+# Held (flock) by the stack that writes the folder; it names that stack for one that is refused.
+LOCK_FILE = "stack.lock"
 # moto's generated ids (the suffix of a secret's ARN) follow this seed, so a restarted moto hands
 # out the ARNs the functions already hold.
 MOTO_SEED = 20_160_101
@@ -72,6 +76,71 @@ def resolve_api_keys(entries: Iterable[tuple[str | None, str]]) -> dict[str, str
             raise ValueError(f"the API key {key_id!r} has the value of another: a request could not tell whose")
         keys[key_id] = value
     return keys or {DEFAULT_API_KEY_ID: generate_api_key()}
+
+
+class StateDir:
+    """The folder one running stack writes: state.json, the engines' logs and a lock.
+
+    The stack that claims the folder holds an flock on its lock file, which the kernel lets go
+    however the process ends, so a killed stack never leaves the folder taken. A second stack is
+    refused the folder and touches nothing in it: the first one's state.json stays what other
+    commands read.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock: IO[str] | None = None
+
+    @property
+    def state_file(self) -> Path:
+        return self.path / STATE_FILE
+
+    def claim(self) -> None:
+        """Take the folder, or StackError naming the stack that has it."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        lock = (self.path / LOCK_FILE).open("a+")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read()
+            lock.close()
+            raise StackError(self._taken(holder)) from None
+        self._lock = lock
+        self._describe("")
+        # Left by a stack that was killed: it describes nothing that runs.
+        self.state_file.unlink(missing_ok=True)
+
+    def describe(self, pid: int, api_url: str) -> None:
+        """Say in the lock file which stack holds the folder, for the one that will be refused."""
+        self._describe(json.dumps({"pid": pid, "api_url": api_url}))
+
+    def _describe(self, text: str) -> None:
+        if self._lock is None:
+            return
+        self._lock.truncate(0)
+        self._lock.write(text)
+        self._lock.flush()
+
+    def release(self) -> None:
+        """Remove state.json and let the folder go; only the stack that claimed it does anything."""
+        if self._lock is None:
+            return
+        self.state_file.unlink(missing_ok=True)
+        self._describe("")
+        self._lock.close()
+        self._lock = None
+
+    def _taken(self, holder: str) -> str:
+        try:
+            described = json.loads(holder)
+            running = f"pid {described['pid']}, API on {described['api_url']}"
+        except (ValueError, TypeError, KeyError):
+            running = "it is starting"
+        return (
+            f"a local stack already runs from {self.path} ({running}): stop it first, or start this one "
+            "beside it with a folder of its own (--state-dir DIR, or STATE_DIR=DIR with make) and another port"
+        )
 
 
 class LocalStack:
@@ -108,6 +177,7 @@ class LocalStack:
         self.api_key_id, self.api_key = next(iter(self.api_keys.items()))
         self.function_concurrency = function_concurrency
         self.state_dir = state_dir
+        self._state = StateDir(state_dir) if state_dir is not None else None
         self.function_output = function_output
         self.sqs_polling = sqs_polling
         self.resources: dict[str, Physical] = {}
@@ -173,8 +243,13 @@ class LocalStack:
         return self
 
     def _start(self) -> None:
-        if self.state_dir is not None:
-            self.state_dir.mkdir(parents=True, exist_ok=True)
+        if self._state is not None:
+            self._state.claim()
+        # The API's port before anything else, so that a port in use fails at once. Requests that
+        # arrive before the workers are ready wait in the socket's backlog until the emulator serves.
+        self._emulator = self._bind_api()
+        if self._state is not None:
+            self._state.describe(os.getpid(), self._emulator.url)
         # Spawn both engines first: the JVM's start-up overlaps with moto's and the sandbox's.
         self._dynamodb = DynamoDBLocal(output=self._log("dynamodb.log"))
         self._dynamodb.spawn()
@@ -195,16 +270,27 @@ class LocalStack:
         for pool in self.workers.values():
             pool.wait_ready()
 
-        self._emulator = ApiGatewayEmulator(
-            apis=self.template.apis(),
-            routes=self.template.api_routes(),
-            invoke=self._invoke_for_api,
-            api_keys=self.api_keys,
-            host=self.host,
-            port=self.api_port,
-        ).start()
+        self._emulator.start()
         if self.sqs_polling:
             self._start_polling()
+
+    def _bind_api(self) -> ApiGatewayEmulator:
+        try:
+            return ApiGatewayEmulator(
+                apis=self.template.apis(),
+                routes=self.template.api_routes(),
+                invoke=self._invoke_for_api,
+                api_keys=self.api_keys,
+                host=self.host,
+                port=self.api_port,
+            )
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise StackError(
+                    f"port {self.api_port} on {self.host} is in use: another local stack or another program listens "
+                    "there; choose another port with --port (PORT=... with make)"
+                ) from None
+            raise StackError(f"the API cannot listen on {self.host}:{self.api_port}: {exc.strerror or exc}") from None
 
     def _start_polling(self) -> None:
         self._poller = SqsPoller(
@@ -251,8 +337,8 @@ class LocalStack:
         for log in self._logs:
             log.close()
         self._logs.clear()
-        if self.state_dir is not None:
-            (self.state_dir / STATE_FILE).unlink(missing_ok=True)
+        if self._state is not None:
+            self._state.release()
 
     def __enter__(self) -> Self:
         return self.start()
@@ -375,9 +461,9 @@ class LocalStack:
         return found
 
     def write_state(self) -> None:
-        if self.state_dir is None:
+        if self._state is None:
             return
-        path = self.state_dir / STATE_FILE
+        path = self._state.state_file
         partial = path.with_suffix(".tmp")
         partial.write_text(json.dumps(self.state(), indent=2) + "\n")
         # Other commands never see a half-written file.
@@ -578,6 +664,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         state_dir=args.state_dir,
         sqs_polling=args.sqs_polling,
     )
+    print(f"Starting the local stack, its API on {args.host}:{args.port} ...", flush=True)
     try:
         stack.start()
         if not stopping.is_set():

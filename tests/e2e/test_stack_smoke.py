@@ -382,6 +382,18 @@ def test_stopping_make_run_leaves_no_process_behind(tmp_path: Path, signum: sign
         ]
         assert requests.get(state["api_url"] + "/nowhere", timeout=10).status_code == 404
         assert state["sqs_polling"] is polling
+        # A second `make run` from the same folder is refused, naming this one, and leaves its state alone
+        second = subprocess.run(  # noqa: S603 - this interpreter, fixed arguments
+            [sys.executable, "-m", "local.stack", "--port", str(free_port()), "--state-dir", str(tmp_path)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert second.returncode == 1
+        assert f"(pid {stack.pid}, API on {state['api_url']})" in second.stderr
+        assert json.loads(state_file.read_text()) == state
         # And the banner's command to enqueue a message works as pasted
         while "send_message(" not in (tmp_path / "output.log").read_text():
             assert time.monotonic() < deadline, "the stack printed no banner within 60s"

@@ -14,6 +14,7 @@ from email.parser import HeaderParser
 from pathlib import Path
 
 import pytest
+from packaging.utils import canonicalize_name
 from slim_botocore import SERVICES
 
 ROOT = Path(__file__).parents[2]
@@ -68,9 +69,24 @@ def test_boto3_matches_the_botocore_the_layer_brings(layer: Path) -> None:
     assert boto3 == importlib.metadata.version("boto3")
 
 
+def test_the_layer_holds_exactly_what_its_lock_pins(layer: Path) -> None:
+    lock = ROOT / "layers" / "shared" / "requirements.lock"
+    pinned = {
+        canonicalize_name(name): version
+        for name, version in re.findall(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", lock.read_text(), re.MULTILINE)
+    }
+    installed = {}
+    for metadata in layer.glob("*.dist-info/METADATA"):
+        headers = HeaderParser().parsestr(metadata.read_text(encoding="utf-8"))
+        installed[canonicalize_name(headers["Name"])] = headers["Version"]
+
+    assert installed == pinned
+
+
 def test_nothing_but_the_packages(layer: Path) -> None:
     assert not (layer / "bin").exists()
     assert not (layer / "requirements.txt").exists()
+    assert not (layer / "requirements.lock").exists()
     assert (layer / "smsgw" / "quotas.py").is_file()
 
 

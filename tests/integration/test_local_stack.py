@@ -1,10 +1,24 @@
-"""`LocalStack`'s API keys and worker pools as configured, before anything starts."""
+"""`LocalStack`'s API keys and worker pools as configured, and what it refuses before anything starts:
+the folder of a stack that runs, a port in use."""
 
 from __future__ import annotations
 
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
 import pytest
 
-from local.stack import LocalStack, resolve_api_keys
+from local.processes import StackError
+from local.stack import LOCK_FILE, STATE_FILE, LocalStack, StateDir, resolve_api_keys
+from tests.support import free_port
+
+ROOT = Path(__file__).parents[2]
 
 
 def test_one_key_given_alone_is_the_local_tenant() -> None:
@@ -48,3 +62,124 @@ def test_keys_that_could_not_tell_tenants_apart_are_refused(entries: list[tuple[
 def test_a_function_needs_at_least_one_worker() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         LocalStack(function_concurrency=0)
+
+
+# -- Refusals before anything starts ---------------------------------------------------------
+
+# A running stack's hold on its folder, as LocalStack.start() takes it, without the engines behind it.
+HOLDER = """
+import json, os, sys
+from pathlib import Path
+from local.stack import StateDir
+folder = StateDir(Path(sys.argv[1]))
+folder.claim()
+folder.describe(os.getpid(), "http://127.0.0.1:" + sys.argv[2])
+folder.state_file.write_text(json.dumps({"pid": os.getpid(), "sandbox_control_url": "http://127.0.0.1:9"}))
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+
+@contextmanager
+def running_stack_in(folder: Path, port: int) -> Iterator[subprocess.Popen[str]]:
+    holder = subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
+        [sys.executable, "-c", HOLDER, str(folder), str(port)],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline() == "ready\n"
+        yield holder
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def make_run(folder: Path, port: int) -> tuple[subprocess.CompletedProcess[str], float]:
+    """`python -m local.stack` as `make run` starts it: how it ended, and how long that took."""
+    began = time.monotonic()
+    done = subprocess.run(  # noqa: S603 - this interpreter, fixed arguments
+        [sys.executable, "-m", "local.stack", "--port", str(port), "--state-dir", str(folder), "--api-key", "k"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return done, time.monotonic() - began
+
+
+def test_a_second_stack_in_the_same_folder_is_refused_naming_the_running_one(tmp_path: Path) -> None:
+    # Given a stack running from a folder, on some port
+    with running_stack_in(tmp_path, 3456) as holder:
+        state = (tmp_path / STATE_FILE).read_text()
+
+        # When another one starts with the same folder, on a port of its own
+        done, _ = make_run(tmp_path, free_port())
+
+        # Then it is refused, naming the running stack, and the running stack's files stay as they were
+        assert done.returncode == 1
+        assert f"a local stack already runs from {tmp_path} (pid {holder.pid}, API on http://127.0.0.1:3456)" in (
+            done.stderr
+        )
+        assert "--state-dir" in done.stderr
+        assert (tmp_path / STATE_FILE).read_text() == state
+        assert sorted(p.name for p in tmp_path.iterdir()) == [LOCK_FILE, STATE_FILE]
+
+
+def test_a_stack_with_a_folder_of_its_own_runs_beside_and_leaves_the_other_alone(tmp_path: Path) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    with running_stack_in(first, 3456):
+        state = (first / STATE_FILE).read_text()
+        beside = StateDir(second)
+
+        beside.claim()
+        beside.state_file.write_text("{}")
+        beside.release()
+
+        assert not beside.state_file.exists()
+        assert (first / STATE_FILE).read_text() == state
+
+
+def test_the_folder_of_a_stack_that_was_killed_is_free_again(tmp_path: Path) -> None:
+    with running_stack_in(tmp_path, 3456) as holder:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+
+    folder = StateDir(tmp_path)
+    folder.claim()
+
+    # What the killed stack left describes nothing that runs
+    assert not folder.state_file.exists()
+    folder.release()
+
+
+def test_a_port_in_use_fails_before_anything_starts_naming_the_port(tmp_path: Path) -> None:
+    # Given a port something else listens on
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        stack = LocalStack(api_port=port, state_dir=tmp_path)
+
+        began = time.monotonic()
+        with pytest.raises(StackError, match=f"port {port} on 127.0.0.1 is in use") as refused:
+            stack.start()
+        took = time.monotonic() - began
+
+        done, whole = make_run(tmp_path, port)
+
+    assert took < 1.0
+    assert "PORT=" in str(refused.value)
+    # Nothing started: no engine wrote a log, and the folder is free for the next stack
+    assert sorted(p.name for p in tmp_path.iterdir()) == [LOCK_FILE]
+    folder = StateDir(tmp_path)
+    folder.claim()
+    folder.release()
+    # The same from the command line, interpreter start-up and all
+    assert done.returncode == 1
+    assert f"local stack: port {port} on 127.0.0.1 is in use" in done.stderr
+    assert whole < 5.0, whole
