@@ -262,7 +262,7 @@ class TestHonestQuota:
     def test_a_given_back_unit_is_reported_back(self, outage: Outage, sandbox: ProviderSandbox) -> None:
         sandbox.add_fault(Fault(kind="code", operation="polyv.send", phone=A, code=-2))
 
-        status, body = invoke("polyv", polyv_event(A))
+        _, body = invoke("polyv", polyv_event(A))
 
         assert body["results"][0]["quota"] == {"remaining": 1}
         assert body["quota_remaining"] == {"account": 2000, "ip": 2000}
