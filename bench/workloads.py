@@ -86,4 +86,5 @@ def send_event(op: Operation, phones: list[str], *, key: str | None = None) -> d
     evt = event(op.event_file, body=op.body(phones))
     if key is not None:
         evt["headers"]["Idempotency-Key"] = key
+        evt.setdefault("multiValueHeaders", {})["Idempotency-Key"] = [key]
     return evt

@@ -97,6 +97,13 @@ def event(name: str, body: Any = None, raw_body: str | None = None) -> dict[str,
     return loaded
 
 
+def with_header(evt: dict[str, Any], name: str, value: str) -> dict[str, Any]:
+    """A header added as API Gateway sends it: in `headers` and in `multiValueHeaders`."""
+    evt["headers"][name] = value
+    evt.setdefault("multiValueHeaders", {})[name] = [value]
+    return evt
+
+
 def call(function: str, evt: dict[str, Any]) -> dict[str, Any]:
     """Invoke a function's handler (`functions/<function>/app.py`) in process: its raw answer."""
     module = __import__(f"{function}.app", fromlist=["handler"])

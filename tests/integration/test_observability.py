@@ -17,7 +17,7 @@ import pytest
 from local.sandbox import DEFAULT_ACCOUNTS, Fault, ProviderSandbox
 from smsgw import runtime
 from smsgw.observability import logger, mask_phone
-from tests.support import EVENTS, FakeContext, call, event, free_port, secret_values, sqs_event
+from tests.support import EVENTS, FakeContext, call, event, free_port, secret_values, sqs_event, with_header
 
 PHONES = ["13800138000", "13900139000", "15000150000", "91234567", "92345678"]
 SECRETS = [
@@ -43,7 +43,8 @@ def polyv_event(*phones: str, **headers: str) -> dict[str, Any]:
         "polyv-send.json",
         body={"phone_numbers": list(phones), "template_param_names": ["code"], "template_param_values": ["1"]},
     )
-    evt["headers"].update(headers)
+    for name, value in headers.items():
+        with_header(evt, name, value)
     return evt
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from local.sandbox import Fault, ProviderSandbox
 from smsgw import runtime
-from tests.support import call, event, free_port, header, invoke
+from tests.support import call, event, free_port, header, invoke, with_header
 
 A, B, C = "13800138000", "13900139000", "15000150000"
 
@@ -24,7 +24,7 @@ def polyv_body(*phones: str, code: str = "1234") -> dict[str, Any]:
 def polyv_event(*phones: str, key: str | None = None, tenant: str | None = None, code: str = "1234") -> dict[str, Any]:
     evt = event("polyv-send.json", body=polyv_body(*phones, code=code))
     if key is not None:
-        evt["headers"]["Idempotency-Key"] = key
+        with_header(evt, "Idempotency-Key", key)
     if tenant is not None:
         evt["requestContext"]["identity"]["apiKeyId"] = tenant
     return evt

@@ -16,7 +16,7 @@ from botocore.exceptions import EndpointConnectionError
 
 from local.sandbox import Fault, ProviderSandbox
 from smsgw import runtime
-from tests.support import FakeContext, call, event, header, invoke, sqs_event
+from tests.support import FakeContext, call, event, header, invoke, sqs_event, with_header
 
 A, B = "13800138000", "13900139000"
 
@@ -25,7 +25,7 @@ def polyv_event(*phones: str, key: str | None = None) -> dict[str, Any]:
     body = {"phone_numbers": list(phones), "template_param_names": ["code"], "template_param_values": ["1234"]}
     evt = event("polyv-send.json", body=body)
     if key is not None:
-        evt["headers"]["Idempotency-Key"] = key
+        with_header(evt, "Idempotency-Key", key)
     return evt
 
 

@@ -3,17 +3,17 @@ route's dispatch to the send flow, and the handler each function exports."""
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Header
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -24,7 +24,8 @@ from smsgw.models import SendRequest
 from smsgw.observability import logger, metrics, tracer
 from smsgw.runtime import runtime
 from smsgw.schemas import ErrorDetail, ErrorInfo, ErrorResponse, SendResponse
-from smsgw.service import Caller, Key, Operation, resend_if_nothing_sent
+from smsgw.sender import Key, resend_if_nothing_sent
+from smsgw.service import Caller, Operation
 
 if TYPE_CHECKING:
     from smsgw.queue import Resolve
@@ -51,7 +52,17 @@ SEND_RESPONSES: dict[int, OpenAPIResponse] = {
 }
 MAX_BODY_BYTES = 256 * 1024
 """The largest request body (SQS's own message limit): a request of 1000 numbers fits with room."""
-IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        pattern=r"^[\x21-\x7e]{1,255}$",
+        max_length=255,
+        description=(
+            "Makes the request safe to retry: for 24 hours the same key with the same body answers what the first "
+            "request answered, and never sends again (docs/delivery.md)."
+        ),
+    ),
+]
 JSON_TYPES = frozenset({"application/json", "text/json"})
 
 
@@ -60,7 +71,9 @@ def tenant_of(event: APIGatewayProxyEvent) -> str:
     return event.request_context.identity.api_key_id or "default"
 
 
-def dispatch(router: Router, operation: Operation, request: SendRequest) -> Response[dict[str, Any]]:
+def dispatch(
+    router: Router, operation: Operation, request: SendRequest, idempotency_key: str | None
+) -> Response[dict[str, Any]]:
     """The send flow every route shares: idempotency, quotas, send, message log."""
     event = cast(APIGatewayProxyEvent, router.current_event)
     caller = Caller(
@@ -69,12 +82,9 @@ def dispatch(router: Router, operation: Operation, request: SendRequest) -> Resp
         source_ip=event.request_context.identity.source_ip or "unknown",
         received_at=datetime.now(UTC),
     )
-    header = event.headers.get("idempotency-key")
     key = None
-    if header is not None:
-        if not IDEMPOTENCY_KEY.fullmatch(header):
-            raise InvalidRequest("Idempotency-Key must be 1 to 255 printable ASCII characters.")
-        key = Key(route=operation.route, value=header, resend=resend_if_nothing_sent)
+    if idempotency_key is not None:
+        key = Key(route=operation.route, value=idempotency_key, resend=resend_if_nothing_sent)
     rt = runtime()
     budget = rt.budget(router.lambda_context.get_remaining_time_in_millis())
     sent = rt.sender.send(operation, request, caller, budget, key)
@@ -199,7 +209,16 @@ def build_handler(name: str, router: Router, *, docs: bool = True, queue: Resolv
         # not by every cold start.
         with docs_lock:
             if not docs_enabled.is_set():
-                app.enable_swagger(path=str(docs_path), title=f"SMS gateway: {name}", version="1.0.0")
+                from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
+
+                # "Authorize" in Swagger UI takes the API key; "Try it out" then sends it.
+                app.enable_swagger(
+                    path=str(docs_path),
+                    title=f"SMS gateway: {name}",
+                    version="1.0.0",
+                    security_schemes={"apiKey": APIKey(name="x-api-key", in_=APIKeyIn.header)},
+                    security=[{"apiKey": []}],
+                )
                 docs_enabled.set()
 
     cold = threading.Event()

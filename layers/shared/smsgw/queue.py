@@ -41,7 +41,8 @@ from smsgw.models import SendRequest
 from smsgw.observability import logger, mask_phone
 from smsgw.outcomes import Status
 from smsgw.runtime import message_log, runtime
-from smsgw.service import Caller, Key, Operation, Sender, resend_retryable
+from smsgw.sender import Key, Sender, resend_retryable
+from smsgw.service import Caller, Operation
 
 ENVELOPE_FIELDS = ("idempotencyKey", "tenant", "operation")
 DEFAULT_TENANT = "queue"

@@ -18,7 +18,8 @@ from smsgw.credentials import CredentialStore
 from smsgw.idempotency import IdempotencyStore
 from smsgw.messages import MessageLog
 from smsgw.quotas import QUOTA_RETRIES, QuotaLedger
-from smsgw.service import Sender, SendService
+from smsgw.sender import Sender
+from smsgw.service import SendService
 
 # A fixed User-Agent: botocore otherwise rebuilds its own for every request (sanitising some
 # twenty components, about 0.1 ms of CPU per call, most of a call's own work after I/O).

@@ -1,12 +1,11 @@
 """Sending: credentials, quotas, the provider client, give-backs, and one careful retry after a
-credential rotation; then the flow around it that makes a send happen once (`Sender`)."""
+credential rotation. `smsgw.sender` makes a send happen once around it."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,17 +16,13 @@ from smsgw.clock import Budget
 from smsgw.config import ProviderSettings
 from smsgw.credentials import CredentialStore
 from smsgw.errors import DependencyUnavailable, GatewayError
-from smsgw.idempotency import Claim, IdempotencyInProgress, IdempotencyKeyReused, IdempotencyStore, Prior, fingerprint
-from smsgw.messages import MessageLog
 from smsgw.models import SendRequest, first_of_each
-from smsgw.observability import logger, report_send
+from smsgw.observability import logger
 from smsgw.outcomes import NOT_SENT, NumberOutcome, SendResult, Status
 from smsgw.providers.base import HttpSettings, ProviderClient
 from smsgw.quotas import QuotaLedger, Reservation, Subject
-from smsgw.schemas import RECORD_INCOMPLETE, SendResponse
 
 ClientFactory = Callable[[Any, ProviderSettings, HttpSettings], ProviderClient[Any]]
-_LOG_WRITER = ThreadPoolExecutor(max_workers=4, thread_name_prefix="message-log")
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,133 +149,3 @@ def merge(first: SendResult, retry: SendResult) -> SendResult:
         outcomes=tuple(replaced.get(o.phone, o) for o in first.outcomes),
         calls=first.calls + retry.calls,
     )
-
-
-# -- sending once ------------------------------------------------------------------------------
-
-Resend = Callable[[SendResponse], list[str]]
-"""Which numbers of a finished attempt a new attempt with the same key sends again."""
-
-
-def resend_if_nothing_sent(answer: SendResponse) -> list[str]:
-    """The API's rule: a request that provably sent nothing (a 429, a 502 without `ambiguous`
-    numbers) gets a real second attempt; any other answer is replayed."""
-    return [r.phone_number for r in answer.results] if answer.nothing_sent else []
-
-
-def resend_retryable(answer: SendResponse) -> list[str]:
-    """The queue's rule: only the numbers that are provably unsent and worth another try."""
-    return answer.numbers(Status.RETRYABLE)
-
-
-@dataclass(frozen=True, slots=True)
-class Key:
-    """An idempotency key, and what a new attempt with it does after a finished one."""
-
-    route: str
-    value: str
-    resend: Resend
-    keep_seconds: int | None = None
-    """How long the key is remembered; None: the idempotency store's default."""
-
-
-@dataclass(slots=True)
-class Sent:
-    response: SendResponse
-    replayed: bool = False
-    """The answer of an earlier attempt with the same key."""
-    recorded: bool = True
-
-
-class Sender:
-    """One send as the API and the queue make it: with a key, the idempotency record is claimed
-    before anything is counted or sent and completed with the message log record in one write."""
-
-    def __init__(self, service: SendService, store: IdempotencyStore, log: MessageLog) -> None:
-        self.service = service
-        self.store = store
-        self.log = log
-
-    def send(self, operation: Operation, request: SendRequest, caller: Caller, budget: Budget, key: Key | None) -> Sent:
-        if key is None:
-            return self._send_unkeyed(operation, request, caller, budget)
-        scope = f"{caller.tenant}#{key.route}#{key.value}"
-        digest = fingerprint(request.model_dump(mode="json"))
-        numbers = first_of_each(request.phones)
-        lock_until = budget.done_by.epoch_seconds()
-        got = self.store.claim(
-            scope,
-            digest,
-            request_id=caller.request_id,
-            numbers=numbers,
-            lock_until=lock_until,
-            keep_seconds=key.keep_seconds,
-        )
-        if isinstance(got, Prior):
-            if got.fingerprint != digest:
-                raise IdempotencyKeyReused("This Idempotency-Key was used with another request body.")
-            settled = self._after(got, operation, caller, key, lock_until)
-            if isinstance(settled, Sent):
-                return settled
-            got = settled
-        return self._attempt(operation, request, caller, budget, got)
-
-    def _after(self, prior: Prior, operation: Operation, caller: Caller, key: Key, lock_until: int) -> Sent | Claim:
-        """What a key already used leads to: a replay, the settling of an attempt that did not
-        record its end, or a claim to send what was left provably unsent."""
-        if prior.running(self.store.now()):
-            raise IdempotencyInProgress("A request with this Idempotency-Key is still being processed.")
-        if prior.state == "pending":
-            # The attempt ended without recording: its numbers may have gone out and never go again.
-            answer = SendResponse.unrecorded(prior.request_id, operation.provider, operation.name, prior.numbers)
-            if prior.answer is not None:
-                answer = SendResponse.model_validate(prior.answer).merged(answer)
-            body = answer.model_dump(mode="json")
-            log_item = self.log.item(caller.tenant, answer.request_id, body, received_at=caller.received_at)
-            self.store.settle(prior, body, log_item=log_item)
-            logger.warning("an unrecorded attempt was settled as ambiguous", extra={"numbers": len(prior.numbers)})
-            return Sent(answer, replayed=True)
-        previous = SendResponse.model_validate(prior.answer or {})
-        again = key.resend(previous)
-        if not again:
-            return Sent(previous, replayed=True)
-        return self.store.take_over(prior, numbers=again, lock_until=lock_until, request_id=caller.request_id)
-
-    def _attempt(
-        self, operation: Operation, request: SendRequest, caller: Caller, budget: Budget, claim: Claim
-    ) -> Sent:
-        try:
-            delivery = self.service.send(operation, request.only(set(claim.numbers)), caller, budget)
-        except GatewayError:
-            # Nothing was sent: the key is given back so that a retry is a real attempt.
-            self.store.release(claim)
-            raise
-        response = SendResponse.of(caller.request_id, delivery.result, delivery.reservation)
-        if claim.previous is not None:
-            response = SendResponse.model_validate(claim.previous).merged(response)
-        body = response.model_dump(mode="json")
-        log_item = self.log.item(caller.tenant, caller.request_id, body, received_at=caller.received_at)
-        writing = _LOG_WRITER.submit(self.store.complete, claim, body, log_item=log_item)
-        report_send(delivery.result, caller, delivery.provider_ms)
-        return self._finished(response, writing.exception())
-
-    def _send_unkeyed(self, operation: Operation, request: SendRequest, caller: Caller, budget: Budget) -> Sent:
-        delivery = self.service.send(operation, request, caller, budget)
-        response = SendResponse.of(caller.request_id, delivery.result, delivery.reservation)
-        body = response.model_dump(mode="json")
-        # The record is written while the log line and metrics are made; it is in before the answer.
-        writing = _LOG_WRITER.submit(
-            self.log.record, caller.tenant, caller.request_id, body, received_at=caller.received_at
-        )
-        report_send(delivery.result, caller, delivery.provider_ms)
-        return self._finished(response, writing.exception())
-
-    @staticmethod
-    def _finished(response: SendResponse, failure: BaseException | None) -> Sent:
-        if failure is None:
-            return Sent(response)
-        # The SMS are out (or definitely not): a lost record must not turn the answer into an error,
-        # and must not let the answer claim that nothing was sent.
-        logger.error("the send could not be recorded", extra={"error": str(failure)})
-        response.warning = RECORD_INCOMPLETE
-        return Sent(response, recorded=False)

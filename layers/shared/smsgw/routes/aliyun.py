@@ -7,7 +7,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
-from smsgw.api import SEND_RESPONSES, dispatch
+from smsgw.api import SEND_RESPONSES, IdempotencyKeyHeader, dispatch
 from smsgw.config import ProviderSettings
 from smsgw.models import AliyunBatchSmsRequest, AliyunInterSmsRequest, SendRequest
 from smsgw.providers.aliyun import AliyunBatchSmsClient, AliyunCredentials, AliyunInterSmsClient
@@ -35,8 +35,10 @@ router = Router()
     responses=SEND_RESPONSES,
     tags=["aliyun"],
 )
-def send_inter(request: AliyunInterSmsRequest) -> Response[dict[str, Any]]:
-    return dispatch(router, SEND_INTER, request)
+def send_inter(
+    request: AliyunInterSmsRequest, idempotency_key: IdempotencyKeyHeader = None
+) -> Response[dict[str, Any]]:
+    return dispatch(router, SEND_INTER, request, idempotency_key)
 
 
 @router.post(
@@ -46,8 +48,10 @@ def send_inter(request: AliyunInterSmsRequest) -> Response[dict[str, Any]]:
     responses=SEND_RESPONSES,
     tags=["aliyun"],
 )
-def send_batch(request: AliyunBatchSmsRequest) -> Response[dict[str, Any]]:
-    return dispatch(router, SEND_BATCH, request)
+def send_batch(
+    request: AliyunBatchSmsRequest, idempotency_key: IdempotencyKeyHeader = None
+) -> Response[dict[str, Any]]:
+    return dispatch(router, SEND_BATCH, request, idempotency_key)
 
 
 def queue_operation(body: dict[str, Any], named: str | None) -> tuple[Operation, type[SendRequest]]:

@@ -11,6 +11,7 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from smsgw.api import tenant_of
 from smsgw.errors import GatewayError
 from smsgw.runtime import message_log
+from smsgw.schemas import ErrorResponse
 
 router = Router()
 
@@ -20,7 +21,24 @@ class MessageNotFound(GatewayError):
     code = "message_not_found"
 
 
-@router.get("/v1/messages/<requestId>", summary="A request's record in the message log", tags=["messages"])
+@router.get(
+    "/v1/messages/<requestId>",
+    summary="A request's record in the message log",
+    description="The answer the request was given, with when it was received and finished; to its API key only.",
+    responses={
+        200: {"description": "The request's record."},
+        403: {"description": "Missing or invalid API key.", "content": {"application/json": {"model": ErrorResponse}}},
+        404: {
+            "description": "No request with this id for this API key (message_not_found).",
+            "content": {"application/json": {"model": ErrorResponse}},
+        },
+        503: {
+            "description": "DynamoDB is unavailable (dependency_unavailable).",
+            "content": {"application/json": {"model": ErrorResponse}},
+        },
+    },
+    tags=["messages"],
+)
 def get_message(requestId: Annotated[str, Path(min_length=1, max_length=128)]) -> dict[str, Any]:
     tenant = tenant_of(cast(APIGatewayProxyEvent, router.current_event))
     record = message_log().find(tenant, requestId)

@@ -7,7 +7,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
-from smsgw.api import SEND_RESPONSES, dispatch
+from smsgw.api import SEND_RESPONSES, IdempotencyKeyHeader, dispatch
 from smsgw.config import ProviderSettings
 from smsgw.models import RonglianTemplateSmsRequest, SendRequest
 from smsgw.providers.base import HttpSettings
@@ -30,8 +30,8 @@ router = Router()
     responses=SEND_RESPONSES,
     tags=["ronglian"],
 )
-def send(request: RonglianTemplateSmsRequest) -> Response[dict[str, Any]]:
-    return dispatch(router, SEND, request)
+def send(request: RonglianTemplateSmsRequest, idempotency_key: IdempotencyKeyHeader = None) -> Response[dict[str, Any]]:
+    return dispatch(router, SEND, request, idempotency_key)
 
 
 def queue_operation(body: dict[str, Any], named: str | None) -> tuple[Operation, type[SendRequest]]:
