@@ -24,6 +24,8 @@ TOOLS_STAMP := $(TOOLS)/.installed
 NODE_STAMP := local/node_modules/.installed
 PIP_LOCKED := pip install --quiet --disable-pip-version-check --require-hashes
 pins = $(shell grep -c '^[A-Za-z0-9].*==' $(1))
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 PORT ?= 3000
 # The folder of the stack `make run` starts: its state.json (what `make invoke` reads) and the engines'
 # logs. A second stack runs beside the first with a folder and a PORT of its own.
@@ -112,8 +114,13 @@ unit: $(DEV_STAMP) ## Unit and sandbox tests only (no servers but the sandbox)
 	$(PY) -m pytest tests/unit tests/sandbox -q
 
 .PHONY: test
-test: lint validate $(NODE_STAMP) ## The whole gate: lint, types, template, build and every test tier
+test: lint validate $(NODE_STAMP) $(CHROMIUM) ## The whole gate: lint, types, template, build and every test tier
 	$(PY) -m pytest -q
+
+# The browser tests drive Debian's Chromium (Playwright's own browser downloads are not used).
+$(CHROMIUM):
+	@echo "==> Installing Chromium (Debian's chromium package) for the browser tests"
+	$(SUDO) apt-get install -y --no-install-recommends chromium || { $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium; }
 
 .PHONY: deploy
 deploy: $(TOOLS_STAMP) ## sam build, then sam deploy --guided

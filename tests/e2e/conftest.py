@@ -3,9 +3,11 @@ pool of workers per function and the API Gateway emulator, on free ports, once p
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -93,3 +95,52 @@ def strict_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStac
         function_concurrency=4,
     ) as stack:
         yield stack
+
+
+# -- A real browser: Debian's Chromium, driven by Playwright ------------------------------------
+
+ARTIFACTS = Path(__file__).parents[2] / ".artifacts"
+CHROMIUM = "/usr/bin/chromium"
+# Headless, and quiet on a closed network: no background requests Chromium would make on its own.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+    report: pytest.TestReport = yield
+    if report.when == "call":
+        item.stash[FAILED] = report.failed
+    return report
+
+
+FAILED = pytest.StashKey[bool]()
+
+
+@pytest.fixture
+def page(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A fresh page in headless Chromium; a failed test leaves a screenshot in .artifacts/."""
+    from playwright.sync_api import sync_playwright
+
+    args = [*CHROMIUM_ARGS, *(["--no-sandbox"] if os.geteuid() == 0 else [])]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=args)
+        context = browser.new_context(viewport={"width": 1280, "height": 1000})
+        opened = context.new_page()
+        opened.set_default_timeout(20_000)
+        try:
+            yield opened
+        finally:
+            if request.node.stash.get(FAILED, False):
+                ARTIFACTS.mkdir(exist_ok=True)
+                shot = ARTIFACTS / f"{request.node.name}.png"
+                opened.screenshot(path=str(shot), full_page=True)
+                print(f"screenshot of the failed page: {shot}")  # noqa: T201 - shown with the failure
+            browser.close()
