@@ -22,7 +22,7 @@ from smsgw import bodies
 from smsgw.errors import GatewayError, InvalidRequest
 from smsgw.models import SendRequest
 from smsgw.observability import logger, metrics, tracer
-from smsgw.runtime import runtime
+from smsgw.runtime import queue_consumer, runtime
 from smsgw.schemas import ErrorDetail, ErrorInfo, ErrorResponse, SendResponse
 from smsgw.sender import Key, resend_if_nothing_sent
 from smsgw.service import Caller, Operation
@@ -234,9 +234,7 @@ def build_handler(name: str, router: Router, *, docs: bool = True, queue: Resolv
         if queue is not None and is_sqs(event):
             # Each record's lines carry its own message id (see smsgw.queue).
             logger.set_correlation_id(None)
-            from smsgw.queue import consumer
-
-            return dict(consumer(queue).handle(event, context))
+            return dict(queue_consumer(queue).handle(event, context))
         logger.set_correlation_id((event.get("requestContext") or {}).get("requestId"))
         refused = check_body(event)
         if refused is not None:

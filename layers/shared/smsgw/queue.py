@@ -33,15 +33,11 @@ from pydantic import ValidationError
 
 from smsgw import bodies
 from smsgw.clock import Budget
-from smsgw.config import get_provider_settings
-from smsgw.errors import ConfigurationError, GatewayError, InvalidRequest
+from smsgw.errors import GatewayError, InvalidRequest
 from smsgw.idempotency import IdempotencyInProgress
-from smsgw.messages import MessageLog
 from smsgw.models import SendRequest
 from smsgw.observability import logger, mask_phone
-from smsgw.outcomes import Status
-from smsgw.runtime import message_log, runtime
-from smsgw.sender import Key, Sender, resend_retryable
+from smsgw.sender import Key, Log, Sender, resend_retryable
 from smsgw.service import Caller, Operation
 
 ENVELOPE_FIELDS = ("idempotencyKey", "tenant", "operation")
@@ -117,7 +113,7 @@ class QueueConsumer:
         resolve: Resolve,
         sender: Sender,
         budget: Callable[[int | None], Budget],
-        log: MessageLog,
+        log: Log,
         dead_letter: DeadLetter,
         keep_seconds: int | None = None,
     ) -> None:
@@ -174,7 +170,7 @@ class QueueConsumer:
         if not sent.recorded:
             # The next delivery finds the claim and settles it: nothing of it is sent again.
             raise RetryLater("the outcome could not be recorded")
-        retry = sent.response.numbers(Status.RETRYABLE)
+        retry = resend_retryable(sent.response)
         logger.info(
             "message processed",
             extra={"summary": sent.response.summary.model_dump(), "to_retry": len(retry), "replayed": sent.replayed},
@@ -216,20 +212,3 @@ def send_to_dead_letter_queue(queue_url: str) -> DeadLetter:
             raise GatewayError(f"the dead-letter queue is unavailable ({type(exc).__name__})") from exc
 
     return dead_letter
-
-
-@lru_cache(maxsize=4)
-def consumer(resolve: Resolve) -> QueueConsumer:
-    """The function's consumer, built on its first batch: API invocations never load this module."""
-    settings = get_provider_settings()
-    if not settings.dead_letter_queue_url:
-        raise ConfigurationError("invalid or missing environment variables: DEAD_LETTER_QUEUE_URL")
-    rt = runtime()
-    return QueueConsumer(
-        resolve=resolve,
-        sender=rt.sender,
-        budget=rt.budget,
-        log=message_log(),
-        dead_letter=send_to_dead_letter_queue(settings.dead_letter_queue_url),
-        keep_seconds=settings.message_retention_days * 86_400,
-    )

@@ -1,22 +1,17 @@
 """Quotas in DynamoDB: per phone number, per account (tenant) and per source IP.
 
-Counters change only by atomic conditional updates (`ADD` if every window has room), so
-concurrent workers can never push a counter past its limit; the windows and the plan of what a
-request may take are in `smsgw.quota_windows`.
-
-All the updates of a request are issued at once: one update per shared scope, reserving for the
-whole request, and the numbers' items in transactions of up to 100 (one `UpdateItem` for a single
-number). A transaction is all or nothing, so a number refused by its own limits is named in the
-cancellation and the others are taken again without it. Whatever was reserved for a number that
-is not sent is given back.
+Counters change only by atomic conditional updates (`ADD` if every window has room), so concurrent
+workers never push a counter past its limit (windows and the plan: `smsgw.quota_windows`). All the
+updates of a request go out at once: one per shared scope for the whole request, and the numbers'
+items in transactions of up to 100 (a single number: one `UpdateItem`). A transaction is all or
+nothing: a number refused by its own limits is named in the cancellation, and the others are taken
+again without it. What was reserved for a number that is not sent is given back.
 
 An `ADD` sent twice counts twice, so the ledger's client never retries by itself (`QUOTA_RETRIES`):
-the ledger sends a call again only where DynamoDB said it did not carry it out (a throttle, a
-conflict with a transaction) or the connection was never made. A lost answer (a timeout, a 5xx) is
-sent again only for reads and for transactions, which carry their own idempotency token; for an
-update it fails the request, which keeps the unit that may have been taken: a counter may count
-one request too many, never one too few. No call is made again once the request's deadline would
-not leave it time to answer.
+a call is made again only where DynamoDB said it did not carry it out (a throttle, a conflict) or no
+connection was made; after a lost answer (a timeout, a 5xx) only reads and transactions (which carry
+an idempotency token) are; a lost update fails the request and keeps the unit it may have taken: a
+counter may count one request too many, never one too few. No call starts past the request's deadline.
 """
 
 from __future__ import annotations
@@ -55,16 +50,14 @@ TTL_GRACE_SECONDS = 300
 # DynamoDB's ceiling on the actions of one transaction, and on the keys of one BatchGetItem.
 TRANSACTION_ITEMS = 100
 BATCH_GET_KEYS = 100
-# A transaction cancelled for reasons other than a refusal (a conflict with another writer, a
-# throttle) is tried again this many times before its numbers are taken one by one.
+# Tries of a transaction cancelled without a refusal (a conflict, a throttle) before one by one.
 TRANSACTION_ATTEMPTS = 3
-# A call that DynamoDB did not carry out (throttled, in conflict with a transaction, not connected)
-# is made this many times in all.
+# Tries of a call DynamoDB did not carry out (throttled, in conflict, not connected).
 CALL_ATTEMPTS = 5
 # What one call may take (the client's connect and read timeouts): none starts with less time left.
 CALL_SECONDS = 3.0
+# Cancellations and errors by which DynamoDB says it did nothing.
 _RETRYABLE_CANCELLATIONS = {"None", "TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
-# Errors by which DynamoDB says it did nothing.
 _NOT_DONE = frozenset(
     {
         "TransactionConflictException",
@@ -108,8 +101,6 @@ class QuotaLedger:
         if phone is None:
             return shared_windows(self.limits, subject, self.clock())
         return phone_windows(self.limits, subject, phone, self.clock())
-
-    # -- reserving -----------------------------------------------------------------------------
 
     def reserve(self, subject: Subject, phones: Sequence[str], deadline: Deadline = _NO_DEADLINE) -> Reservation:
         """Take one unit per number (distinct numbers, in the order given) from its own windows and

@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
@@ -15,11 +15,15 @@ from botocore.config import Config
 from smsgw.clock import Budget
 from smsgw.config import ProviderSettings, credentials_model, get_provider_settings, get_settings
 from smsgw.credentials import CredentialStore
+from smsgw.errors import ConfigurationError
 from smsgw.idempotency import IdempotencyStore
 from smsgw.messages import MessageLog
 from smsgw.quotas import QUOTA_RETRIES, QuotaLedger
 from smsgw.sender import Sender
 from smsgw.service import SendService
+
+if TYPE_CHECKING:
+    from smsgw.queue import QueueConsumer, Resolve
 
 # A fixed User-Agent: botocore otherwise rebuilds its own for every request (sanitising some
 # twenty components, about 0.1 ms of CPU per call, most of a call's own work after I/O).
@@ -90,10 +94,26 @@ def runtime() -> Runtime:
     return Runtime(settings, service, Sender(service, records, message_log()))
 
 
+@lru_cache(maxsize=4)
+def queue_consumer(resolve: Resolve) -> QueueConsumer:
+    """The function's consumer, built on its first batch: API invocations never load smsgw.queue."""
+    from smsgw.queue import QueueConsumer, send_to_dead_letter_queue
+
+    rt = runtime()
+    if not rt.settings.dead_letter_queue_url:
+        raise ConfigurationError("invalid or missing environment variables: DEAD_LETTER_QUEUE_URL")
+    return QueueConsumer(
+        resolve=resolve,
+        sender=rt.sender,
+        budget=rt.budget,
+        log=message_log(),
+        dead_letter=send_to_dead_letter_queue(rt.settings.dead_letter_queue_url),
+        keep_seconds=rt.settings.message_retention_days * 86_400,
+    )
+
+
 def reset() -> None:
     """Forget configuration and clients (for tests that change the environment)."""
     for cached in (get_settings, get_provider_settings, message_log, runtime, dynamodb_client, quota_client):
         cached.cache_clear()
-    queue = sys.modules.get("smsgw.queue")  # loaded by the first SQS batch only
-    if queue is not None:
-        queue.consumer.cache_clear()
+    queue_consumer.cache_clear()
