@@ -48,11 +48,9 @@ class Settings(_FromEnv):
     message_retention_days: int = Field(default=30, ge=1)
 
 
-class ProviderSettings(Settings):
-    """A provider function's configuration."""
+class SendSettings(Settings):
+    """What every function that sends needs: quotas, idempotency, provider calls, time."""
 
-    provider: ProviderName
-    provider_secret_id: str = Field(min_length=1)
     quota_table_name: str = Field(min_length=1)
     idempotency_table_name: str = Field(min_length=1)
     quota_limits: str = ""
@@ -91,6 +89,34 @@ class ProviderSettings(Settings):
         return parse_limits(self.quota_limits, self.quota_timezone)
 
 
+class ProviderSettings(SendSettings):
+    """A provider function's configuration."""
+
+    provider: ProviderName
+    provider_secret_id: str = Field(min_length=1)
+
+
+class RouterSettings(SendSettings):
+    """The unified route's function: every provider's secret it may use, and its configuration table."""
+
+    config_table_name: str = Field(min_length=1)
+    polyv_secret_id: str | None = None
+    aliyun_secret_id: str | None = None
+    ronglian_secret_id: str | None = None
+    template_cache_seconds: int = Field(default=60, ge=0)
+    circuit_failure_threshold: int = Field(default=5, ge=1)
+    circuit_cooldown_seconds: int = Field(default=30, ge=1)
+
+    def secret_ids(self) -> dict[ProviderName, str]:
+        """The providers this function can send through, and their secrets."""
+        found: dict[ProviderName, str | None] = {
+            "polyv": self.polyv_secret_id,
+            "aliyun": self.aliyun_secret_id,
+            "ronglian": self.ronglian_secret_id,
+        }
+        return {name: secret for name, secret in found.items() if secret}
+
+
 def credentials_model(provider: ProviderName) -> type[BaseModel]:
     """The provider's credentials model, imported only for the provider a function serves."""
     if provider == "polyv":
@@ -114,3 +140,8 @@ def get_settings() -> Settings:
 @lru_cache(maxsize=1)
 def get_provider_settings() -> ProviderSettings:
     return ProviderSettings.from_env()
+
+
+@lru_cache(maxsize=1)
+def get_router_settings() -> RouterSettings:
+    return RouterSettings.from_env()

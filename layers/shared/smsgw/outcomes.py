@@ -27,6 +27,20 @@ NOT_SENT = frozenset({Status.REJECTED, Status.RATE_LIMITED, Status.RETRYABLE, St
 """Outcomes where the provider definitely did not send: their quota units are given back."""
 
 
+FAILOVER = frozenset({Status.REJECTED, Status.RATE_LIMITED, Status.RETRYABLE})
+"""Provably unsent by the provider that answered: another may try, unless the refusal is `final`."""
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One provider's try at a number, on the unified route."""
+
+    provider: str
+    operation: str
+    status: Status
+    provider_code: str | None
+
+
 @dataclass(frozen=True, slots=True)
 class NumberOutcome:
     phone: str
@@ -38,10 +52,22 @@ class NumberOutcome:
     """Whether sending this number again cannot produce a second SMS."""
     auth_error: bool = False
     """The provider refused the credentials (signature, key or account); nothing was sent."""
+    final: bool = False
+    """A refusal every provider would give (an invalid or blacklisted number, forbidden content)."""
+    provider: str | None = None
+    """On the unified route: the provider that answered last."""
+    operation: str | None = None
+    attempts: tuple[Attempt, ...] = ()
+    """On the unified route: every provider tried, in order."""
 
     @property
     def sent(self) -> bool:
         return self.status is Status.ACCEPTED
+
+    @property
+    def may_fail_over(self) -> bool:
+        """Whether another provider may try: provably unsent here, for reasons of this provider."""
+        return self.status in FAILOVER and not self.final
 
 
 @dataclass(frozen=True, slots=True)

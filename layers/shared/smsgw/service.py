@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from smsgw.clock import Budget
-from smsgw.config import ProviderSettings
+from smsgw.config import ProviderSettings, SendSettings
 from smsgw.credentials import CredentialStore
 from smsgw.errors import DependencyUnavailable, GatewayError
 from smsgw.models import SendRequest, first_of_each
@@ -22,7 +22,7 @@ from smsgw.outcomes import NOT_SENT, NumberOutcome, SendResult, Status
 from smsgw.providers.base import HttpSettings, ProviderClient
 from smsgw.quotas import QuotaLedger, Reservation, Subject
 
-ClientFactory = Callable[[Any, ProviderSettings, HttpSettings], ProviderClient[Any]]
+ClientFactory = Callable[[Any, SendSettings, HttpSettings], ProviderClient[Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,13 +60,13 @@ class Delivery:
     provider_ms: float | None = None
 
 
-class SendService:
-    """Sends through one provider; holds that provider's credentials and clients across invocations."""
+class ProviderAccess:
+    """One provider's credentials and clients, kept across invocations, and the one careful resend
+    after a credential rotation."""
 
-    def __init__(self, settings: ProviderSettings, store: CredentialStore[Any], ledger: QuotaLedger) -> None:
+    def __init__(self, settings: SendSettings, store: CredentialStore[Any]) -> None:
         self.settings = settings
         self.store = store
-        self.ledger = ledger
         self.http = HttpSettings(
             connect_timeout=settings.provider_connect_timeout,
             read_timeout=settings.provider_read_timeout,
@@ -74,6 +74,10 @@ class SendService:
         )
         self._clients: dict[str, tuple[BaseModel, ProviderClient[Any]]] = {}
         self._lock = threading.Lock()
+
+    def credentials(self) -> BaseModel:
+        credentials: BaseModel = self.store.get()
+        return credentials
 
     def client(self, operation: Operation, credentials: BaseModel) -> ProviderClient[Any]:
         """A client per operation, kept while the credentials stay the same (its session is reused)."""
@@ -87,33 +91,7 @@ class SendService:
             self._clients[operation.name] = (credentials, client)
             return client
 
-    def send(self, operation: Operation, request: SendRequest, caller: Caller, budget: Budget) -> Delivery:
-        """Raises (a `GatewayError`) only before the provider is called: then nothing was sent."""
-        # Credentials first: if Secrets Manager is down, nothing is sent and no quota is used.
-        credentials = self.store.get()
-        request = request.with_gateway_id(caller.request_id)
-        numbers = first_of_each(request.phones)
-        subject = Subject(tenant=caller.tenant, provider=operation.provider, source_ip=caller.source_ip)
-        reservation = self.ledger.reserve(subject, numbers, budget.send_by)
-        granted = [p for p in numbers if p in reservation.granted]
-        if granted and budget.send_by.expired():
-            self._give_back(reservation, granted, budget)
-            raise DependencyUnavailable("The request ran out of time before the provider was called.")
-        sent: dict[str, NumberOutcome] = {}
-        calls, provider_ms = 0, None
-        if granted:
-            started = time.perf_counter()
-            result = self._send(operation, request.only(set(granted)), credentials)
-            provider_ms = (time.perf_counter() - started) * 1000
-            sent = {o.phone: o for o in result.outcomes}
-            calls = result.calls
-            self._give_back(reservation, [o.phone for o in result.outcomes if o.status in NOT_SENT], budget)
-        reservation.wait_for_counts()
-        outcomes = tuple(sent.get(phone) or quota_exceeded(phone) for phone in request.phones)
-        result = SendResult(provider=operation.provider, operation=operation.name, outcomes=outcomes, calls=calls)
-        return Delivery(result, reservation, provider_ms)
-
-    def _send(self, operation: Operation, request: SendRequest, credentials: BaseModel) -> SendResult:
+    def send(self, operation: Operation, request: SendRequest, credentials: BaseModel) -> SendResult:
         result = self.client(operation, credentials).send(request)
         if not result.auth_failed:
             return result
@@ -130,11 +108,47 @@ class SendService:
         retry = self.client(operation, fresh).send(request.only(refused))
         return merge(result, retry)
 
-    def _give_back(self, reservation: Reservation, phones: list[str], budget: Budget) -> None:
-        # The messages went out (or definitely did not); a failed give-back costs quota, not
-        # correctness, and the answer then reports the units as still counted.
-        if not self.ledger.refund(reservation, phones, budget.done_by):
-            logger.warning("quota give-back failed", extra={"numbers": len(phones)})
+
+class SendService:
+    """Sends through one provider."""
+
+    def __init__(self, settings: ProviderSettings, store: CredentialStore[Any], ledger: QuotaLedger) -> None:
+        self.settings = settings
+        self.provider = ProviderAccess(settings, store)
+        self.ledger = ledger
+
+    def send(self, operation: Operation, request: SendRequest, caller: Caller, budget: Budget) -> Delivery:
+        """Raises (a `GatewayError`) only before the provider is called: then nothing was sent."""
+        # Credentials first: if Secrets Manager is down, nothing is sent and no quota is used.
+        credentials = self.provider.credentials()
+        request = request.with_gateway_id(caller.request_id)
+        numbers = first_of_each(request.phones)
+        subject = Subject(tenant=caller.tenant, provider=operation.provider, source_ip=caller.source_ip)
+        reservation = self.ledger.reserve(subject, numbers, budget.send_by)
+        granted = [p for p in numbers if p in reservation.granted]
+        if granted and budget.send_by.expired():
+            give_back(self.ledger, reservation, granted, budget)
+            raise DependencyUnavailable("The request ran out of time before the provider was called.")
+        sent: dict[str, NumberOutcome] = {}
+        calls, provider_ms = 0, None
+        if granted:
+            started = time.perf_counter()
+            result = self.provider.send(operation, request.only(set(granted)), credentials)
+            provider_ms = (time.perf_counter() - started) * 1000
+            sent = {o.phone: o for o in result.outcomes}
+            calls = result.calls
+            give_back(self.ledger, reservation, [o.phone for o in result.outcomes if o.status in NOT_SENT], budget)
+        reservation.wait_for_counts()
+        outcomes = tuple(sent.get(phone) or quota_exceeded(phone) for phone in request.phones)
+        result = SendResult(provider=operation.provider, operation=operation.name, outcomes=outcomes, calls=calls)
+        return Delivery(result, reservation, provider_ms)
+
+
+def give_back(ledger: QuotaLedger, reservation: Reservation, phones: list[str], budget: Budget) -> None:
+    """The units of numbers that provably did not go out. The messages went out (or definitely did
+    not): a failed give-back costs quota, not correctness, and the answer reports them as counted."""
+    if not ledger.refund(reservation, phones, budget.done_by):
+        logger.warning("quota give-back failed", extra={"numbers": len(phones)})
 
 
 def quota_exceeded(phone: str) -> NumberOutcome:

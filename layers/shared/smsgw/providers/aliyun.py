@@ -27,6 +27,7 @@ from smsgw.providers.base import (
     AUTH_REJECTED,
     RATE_LIMITED,
     REJECTED,
+    REJECTED_EVERYWHERE,
     RETRYABLE,
     Chunk,
     Classified,
@@ -75,6 +76,10 @@ PERMANENT_CODES = frozenset(
         "isv.NOT_SUPPORTED_COUNTRY",
     }
 )
+# Refusals of the number or the content itself: another provider would refuse them too.
+EVERYWHERE_CODES = frozenset(
+    {"isv.MOBILE_NUMBER_ILLEGAL", "isv.BLACK_KEY_CONTROL_LIMIT", "isv.PARAM_LENGTH_LIMIT", "isv.PARAM_NOT_SUPPORT_URL"}
+)
 PERMANENT_PREFIXES = ("Missing", "InvalidTimeStamp.")
 AUTH_PREFIXES = ("InvalidAccessKeyId.",)
 
@@ -89,6 +94,8 @@ def classify_code(code: str | None, http_status: int) -> Classified:
         return AMBIGUOUS
     if code in AUTH_CODES or (code or "").startswith(AUTH_PREFIXES):
         return AUTH_REJECTED
+    if code in EVERYWHERE_CODES:
+        return REJECTED_EVERYWHERE
     if code in PERMANENT_CODES or (code or "").startswith(PERMANENT_PREFIXES):
         return REJECTED
     # An unknown code in a 4xx gateway error is still a refusal of the whole call; anywhere

@@ -66,10 +66,13 @@ class Classified:
     status: Status
     retry_safe: bool = False
     auth_error: bool = False
+    final: bool = False
+    """A refusal any provider would give: no failover (see NumberOutcome.final)."""
 
 
 ACCEPTED = Classified(Status.ACCEPTED)
 REJECTED = Classified(Status.REJECTED)
+REJECTED_EVERYWHERE = Classified(Status.REJECTED, final=True)
 AUTH_REJECTED = Classified(Status.REJECTED, auth_error=True)
 RATE_LIMITED = Classified(Status.RATE_LIMITED, retry_safe=True)
 RETRYABLE = Classified(Status.RETRYABLE, retry_safe=True)
@@ -259,6 +262,7 @@ def outcome(
         provider_message=message,
         retry_safe=classified.retry_safe,
         auth_error=classified.auth_error,
+        final=classified.final,
     )
 
 

@@ -24,6 +24,7 @@ from smsgw.providers.base import (
     AUTH_REJECTED,
     RATE_LIMITED,
     REJECTED,
+    REJECTED_EVERYWHERE,
     RETRYABLE,
     Chunk,
     Classified,
@@ -39,7 +40,7 @@ DEFAULT_ENDPOINT = "https://api.polyv.net"
 
 PER_NUMBER_STATUS: Mapping[int, Classified] = {
     -1: RATE_LIMITED,  # the number reached its daily limit
-    -2: REJECTED,  # invalid number
+    -2: REJECTED_EVERYWHERE,  # invalid number
     11: RETRYABLE,  # Polyv says the relay to Aliyun failed: not sent
 }
 PER_NUMBER_MESSAGE: Mapping[int, str] = {

@@ -27,6 +27,7 @@ from smsgw.providers.base import (
     AUTH_REJECTED,
     RATE_LIMITED,
     REJECTED,
+    REJECTED_EVERYWHERE,
     RETRYABLE,
     Chunk,
     Classified,
@@ -57,10 +58,10 @@ _EXACT: Mapping[str, Classified] = {
     "111109": AUTH_REJECTED,  # bad sig
     "111106": REJECTED,  # timestamp expired
     "160032": REJECTED,  # invalid template
-    "160033": REJECTED,
-    "160049": REJECTED,  # forbidden words
-    "160034": REJECTED,  # blacklisted number
-    "160042": REJECTED,  # bad number format
+    "160033": REJECTED_EVERYWHERE,
+    "160049": REJECTED_EVERYWHERE,  # forbidden words
+    "160034": REJECTED_EVERYWHERE,  # blacklisted number
+    "160042": REJECTED_EVERYWHERE,  # bad number format
     "160043": REJECTED,  # app and template do not match
     "160045": REJECTED,  # duplicate numbers in one call
     "160048": REJECTED,  # more than 200 numbers

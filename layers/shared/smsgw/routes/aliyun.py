@@ -8,18 +8,18 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from smsgw.api import SEND_RESPONSES, IdempotencyKeyHeader, dispatch
-from smsgw.config import ProviderSettings
+from smsgw.config import SendSettings
 from smsgw.models import AliyunBatchSmsRequest, AliyunInterSmsRequest, SendRequest
 from smsgw.providers.aliyun import AliyunBatchSmsClient, AliyunCredentials, AliyunInterSmsClient
 from smsgw.providers.base import HttpSettings
 from smsgw.service import Operation
 
 
-def _inter(credentials: AliyunCredentials, settings: ProviderSettings, http: HttpSettings) -> AliyunInterSmsClient:
+def _inter(credentials: AliyunCredentials, settings: SendSettings, http: HttpSettings) -> AliyunInterSmsClient:
     return AliyunInterSmsClient(credentials, settings=http)
 
 
-def _batch(credentials: AliyunCredentials, settings: ProviderSettings, http: HttpSettings) -> AliyunBatchSmsClient:
+def _batch(credentials: AliyunCredentials, settings: SendSettings, http: HttpSettings) -> AliyunBatchSmsClient:
     return AliyunBatchSmsClient(credentials, settings=http)
 
 

@@ -8,14 +8,14 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from smsgw.api import SEND_RESPONSES, IdempotencyKeyHeader, dispatch
-from smsgw.config import ProviderSettings
+from smsgw.config import SendSettings
 from smsgw.models import PolyvSendRequest, SendRequest
 from smsgw.providers.base import HttpSettings
 from smsgw.providers.polyv import PolyvClient, PolyvCredentials
 from smsgw.service import Operation
 
 
-def _client(credentials: PolyvCredentials, settings: ProviderSettings, http: HttpSettings) -> PolyvClient:
+def _client(credentials: PolyvCredentials, settings: SendSettings, http: HttpSettings) -> PolyvClient:
     return PolyvClient(credentials, settings=http)
 
 

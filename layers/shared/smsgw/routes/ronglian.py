@@ -8,14 +8,14 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from smsgw.api import SEND_RESPONSES, IdempotencyKeyHeader, dispatch
-from smsgw.config import ProviderSettings
+from smsgw.config import SendSettings
 from smsgw.models import RonglianTemplateSmsRequest, SendRequest
 from smsgw.providers.base import HttpSettings
 from smsgw.providers.ronglian import RonglianClient, RonglianCredentials
 from smsgw.service import Operation
 
 
-def _client(credentials: RonglianCredentials, settings: ProviderSettings, http: HttpSettings) -> RonglianClient:
+def _client(credentials: RonglianCredentials, settings: SendSettings, http: HttpSettings) -> RonglianClient:
     return RonglianClient(credentials, settings=http, chunk_size=settings.ronglian_chunk_size)
 
 
