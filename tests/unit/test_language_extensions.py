@@ -1,16 +1,20 @@
 """AWS::LanguageExtensions as the local stack, the template's tests and the scanners apply it: what
 a loop generates, how its identifier is substituted, and Fn::FindInMap resolved where its keys are
-known."""
+known. template.yaml's own expansion is checked against the resources it must declare."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from local.language_extensions import TemplateError, expand, substitute
+from local.template import load_document, read_document
 
+TEMPLATE = Path(__file__).parents[2] / "template.yaml"
 TRANSFORM = ["AWS::LanguageExtensions", "AWS::Serverless-2016-10-31"]
+PROVIDERS = ("Polyv", "Aliyun", "Ronglian")
 
 
 def _template(resources: dict[str, Any], **sections: Any) -> dict[str, Any]:
@@ -159,3 +163,33 @@ def test_a_template_without_the_transform_is_left_as_it_is() -> None:
     document = {"Resources": {"Thing": {"Properties": {"X": {"Fn::Sub": "plain"}}}}}
 
     assert expand(document) == document
+
+
+def test_the_templates_providers_loop_declares_each_providers_resources() -> None:
+    written = read_document(TEMPLATE)["Resources"]
+    resources = load_document(TEMPLATE)["Resources"]
+    per_provider = (
+        "Queue",
+        "DeadLetterQueue",
+        "Secret",
+        "LogGroup",
+        "FunctionRole",
+        "QueueMapping",
+        "DeadLetterAlarm",
+        "FunctionErrorsAlarm",
+        "FunctionThrottlesAlarm",
+        "Dashboard",
+    )
+
+    for provider in PROVIDERS:
+        for kind in per_provider:
+            assert f"{provider}{kind}" in resources
+            assert f"{provider}{kind}" not in written, "declared once, in the loop"
+    failure_alarms = {name for name in resources if name.endswith("FailureRateAlarm")}
+    assert failure_alarms == {
+        "PolyvsmssendFailureRateAlarm",
+        "AliyunSendInterSmsFailureRateAlarm",
+        "AliyunSendBatchSmsFailureRateAlarm",
+        "RonglianTemplateSMSFailureRateAlarm",
+    }
+    assert not [name for name in resources if name.startswith("Fn::")]
