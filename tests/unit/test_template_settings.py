@@ -1,6 +1,6 @@
 """What a real account gets from template.yaml beside its grants (test_template_policies.py): the
-API's access log and stage throttling, API Gateway's own refusals in the gateway's error shape, and
-an output for everything a deployer looks up."""
+API's access log and stage throttling, API Gateway's own refusals in the gateway's error shape, an
+output for everything a deployer looks up, and a reason beside every check the scanners skip."""
 
 from __future__ import annotations
 
@@ -74,3 +74,14 @@ def test_everything_a_deployer_looks_up_is_an_output(document: dict[str, Any], k
 
     assert wanted
     assert wanted <= output, f"no output names {sorted(wanted - output)}"
+
+
+def test_every_check_a_scanner_skips_says_why(document: dict[str, Any]) -> None:
+    skipped = 0
+    for name, resource in document["Resources"].items():
+        for skip in ((resource.get("Metadata") or {}).get("checkov") or {}).get("skip") or []:
+            assert skip["id"].startswith("CKV"), name
+            assert len(skip.get("comment", "")) > 40, f"{name}: {skip['id']} is skipped without a reason"
+            skipped += 1
+
+    assert skipped > 0
