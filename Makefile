@@ -9,8 +9,8 @@ VENV := .venv
 TOOLS := .venv-tools
 PY := $(VENV)/bin/python
 export SAM_CLI_TELEMETRY := 0
-# sam builds the layer (layers/shared/Makefile) in a scratch directory, out of pyenv's reach: it gets
-# the tools virtualenv's interpreter, a CPython 3.13 as on Lambda.
+# layers/shared/Makefile finds a CPython 3.13 by itself (a plain `sam build` works); make hands it the
+# tools virtualenv's, so that every build through make uses the same interpreter.
 export LAYER_PYTHON := $(CURDIR)/$(TOOLS)/bin/python
 export PYTHONDONTWRITEBYTECODE := 1
 # Some machines' pip configuration names package indexes that are not there; pip warns for each.
@@ -92,10 +92,13 @@ unit: $(DEV_STAMP) ## Unit and sandbox tests only (no servers but the sandbox)
 test: lint validate scan $(NODE_STAMP) ## The whole gate: lint, types, template, scanners, build and every test tier
 	$(PY) -m pytest -q
 
+# samconfig.toml holds the stack's name, region and capabilities: [default], or ENV=prod for [prod].
+ENV ?= default
+
 .PHONY: deploy
-deploy: $(TOOLS_STAMP) ## sam build, then sam deploy --guided
-	$(TOOLS)/bin/sam build --template template.yaml
-	$(TOOLS)/bin/sam deploy --guided
+deploy: $(TOOLS_STAMP) ## sam build, then sam deploy as samconfig.toml says (ENV=prod: the [prod] stack); docs/deploying.md
+	$(TOOLS)/bin/sam build --template template.yaml --config-env $(ENV)
+	$(TOOLS)/bin/sam deploy --config-env $(ENV)
 
 .PHONY: clean
 clean: ## Remove virtualenvs and build output
