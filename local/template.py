@@ -2,7 +2,8 @@
 and CloudFormation intrinsics resolved against what the local stack provisioned.
 
 Reading the deployed template instead of a local copy of it keeps routes, secrets, tables and queues
-from drifting between `make run` and AWS.
+from drifting between `make run` and AWS. It is read as CloudFormation deploys it: the loops of
+AWS::LanguageExtensions expanded first (local.language_extensions).
 """
 
 from __future__ import annotations
