@@ -9,8 +9,8 @@ VENV := .venv
 TOOLS := .venv-tools
 PY := $(VENV)/bin/python
 export SAM_CLI_TELEMETRY := 0
-# sam builds the layer (layers/shared/Makefile) in a scratch directory, out of pyenv's reach: it gets
-# the tools virtualenv's interpreter, a CPython 3.13 as on Lambda.
+# layers/shared/Makefile finds a CPython 3.13 by itself (a plain `sam build` works); make hands it the
+# tools virtualenv's, so that every build through make uses the same interpreter.
 export LAYER_PYTHON := $(CURDIR)/$(TOOLS)/bin/python
 export PYTHONDONTWRITEBYTECODE := 1
 # Some machines' pip configuration names package indexes that are not there; pip warns for each.
@@ -109,12 +109,23 @@ validate: $(TOOLS_STAMP) ## sam validate --lint and sam build (no container)
 	$(TOOLS)/bin/sam validate --lint --template template.yaml
 	$(TOOLS)/bin/sam build --template template.yaml --build-dir .aws-sam/build
 
+# checkov does not expand Fn::ForEach: it reads the template as CloudFormation deploys it, loops
+# expanded by the same code as the local stack. Each skipped check has its reason beside its resource.
+SCAN_TEMPLATE := .aws-sam/scan/template.json
+
+.PHONY: scan
+scan: $(DEV_STAMP) $(TOOLS_STAMP) ## IaC scanners: cfn-lint with AWS's serverless rules, checkov
+	$(TOOLS)/bin/cfn-lint --non-zero-exit-code error -a cfn_lint_serverless.rules -- template.yaml
+	@mkdir -p $(dir $(SCAN_TEMPLATE))
+	$(PY) -m local.language_extensions template.yaml > $(SCAN_TEMPLATE)
+	$(TOOLS)/bin/checkov --quiet --compact --skip-download --framework cloudformation -f $(SCAN_TEMPLATE)
+
 .PHONY: unit
 unit: $(DEV_STAMP) ## Unit and sandbox tests only (no servers but the sandbox)
 	$(PY) -m pytest tests/unit tests/sandbox -q
 
 .PHONY: test
-test: lint validate $(NODE_STAMP) $(CHROMIUM) ## The whole gate: lint, types, template, build and every test tier
+test: lint validate scan $(NODE_STAMP) $(CHROMIUM) ## The whole gate: lint, types, template, scanners, build and every test tier
 	$(PY) -m pytest -q
 
 # The browser tests drive Debian's Chromium (Playwright's own browser downloads are not used).
@@ -122,10 +133,13 @@ $(CHROMIUM):
 	@echo "==> Installing Chromium (Debian's chromium package) for the browser tests"
 	$(SUDO) apt-get install -y --no-install-recommends chromium || { $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium; }
 
+# samconfig.toml holds the stack's name, region and capabilities: [default], or ENV=prod for [prod].
+ENV ?= default
+
 .PHONY: deploy
-deploy: $(TOOLS_STAMP) ## sam build, then sam deploy --guided
-	$(TOOLS)/bin/sam build --template template.yaml
-	$(TOOLS)/bin/sam deploy --guided
+deploy: $(TOOLS_STAMP) ## sam build, then sam deploy as samconfig.toml says (ENV=prod: the [prod] stack); docs/deploying.md
+	$(TOOLS)/bin/sam build --template template.yaml --config-env $(ENV)
+	$(TOOLS)/bin/sam deploy --config-env $(ENV)
 
 .PHONY: clean
 clean: ## Remove virtualenvs and build output

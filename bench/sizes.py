@@ -10,25 +10,17 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from bench.inprocess import log
 from bench.stack import REPOSITORY
+from local.template import load_document
 
 BUILD_DIR = REPOSITORY / ".aws-sam" / "build"
 SAM = REPOSITORY / ".venv-tools" / "bin" / "sam"
 
 
-class _Loader(yaml.SafeLoader):
-    """Reads CloudFormation's short tags (!Ref, !Sub, …) as plain values."""
-
-
-_Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
-
-
 def template_artifacts(template: Path) -> list[str]:
-    """The logical ids `sam build` makes a folder for: functions and layers."""
-    resources = yaml.load(template.read_text(), Loader=_Loader)["Resources"]  # noqa: S506 - SafeLoader subclass
+    """The logical ids `sam build` makes a folder for: functions and layers, the loops expanded."""
+    resources = load_document(template)["Resources"]
     kinds = ("AWS::Serverless::Function", "AWS::Serverless::LayerVersion")
     return sorted(name for name, spec in resources.items() if spec.get("Type") in kinds)
 

@@ -2,7 +2,8 @@
 and CloudFormation intrinsics resolved against what the local stack provisioned.
 
 Reading the deployed template instead of a local copy of it keeps routes, secrets, tables and queues
-from drifting between `make run` and AWS.
+from drifting between `make run` and AWS. It is read as CloudFormation deploys it: the loops of
+AWS::LanguageExtensions expanded first (local.language_extensions).
 """
 
 from __future__ import annotations
@@ -10,12 +11,16 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 import yaml
+
+from local.language_extensions import TemplateError, expand
+
+__all__ = ["TemplateError", "expand"]
 
 REGION = "us-east-1"
 # moto's default account, so that ARNs built here match the ones moto hands out.
@@ -39,10 +44,6 @@ TABLE_TYPES = ("AWS::DynamoDB::Table", "AWS::Serverless::SimpleTable")
 DEFAULT_TIMEOUT = 3
 DEFAULT_MEMORY_SIZE = 128
 DEFAULT_SQS_BATCH_SIZE = 10
-
-
-class TemplateError(Exception):
-    """The template asks for something the local stack cannot provide."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -72,12 +73,34 @@ def _construct_intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) 
 CfnLoader.add_multi_constructor("!", _construct_intrinsic)
 
 
-def load_document(path: Path) -> dict[str, Any]:
+def read_document(path: Path) -> dict[str, Any]:
+    """The template as written: Fn::ForEach loops and all."""
     with path.open(encoding="utf-8") as stream:
         document = yaml.load(stream, Loader=CfnLoader)  # noqa: S506 - CfnLoader is a SafeLoader
     if not isinstance(document, dict) or not isinstance(document.get("Resources"), dict):
         raise TemplateError(f"{path} is not a CloudFormation template (no Resources)")
     return document
+
+
+def load_document(path: Path, parameter_overrides: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The template as CloudFormation deploys it: AWS::LanguageExtensions applied (`expand`)."""
+    document = read_document(path)
+    return expand(document, parameter_values(document, parameter_overrides or {}))
+
+
+def parameter_values(document: Mapping[str, Any], overrides: Mapping[str, str]) -> dict[str, str]:
+    """Every parameter's value: its override, else its default (a parameter with neither has none)."""
+    declared: dict[str, Any] = document.get("Parameters") or {}
+    unknown = set(overrides) - set(declared)
+    if unknown:
+        raise TemplateError(f"unknown parameters: {', '.join(sorted(unknown))}")
+    values: dict[str, str] = {}
+    for name, spec in declared.items():
+        if name in overrides:
+            values[name] = str(overrides[name])
+        elif "Default" in spec:
+            values[name] = _as_string(spec["Default"])
+    return values
 
 
 # ---------------------------------------------------------------------------------------------
@@ -326,41 +349,56 @@ class Resolver:
         return re.sub(r"\$\{([^}]+)\}", substitute, _as_string(text))
 
     def _function(self, key: str, argument: Any) -> Any:
-        match key:
-            case "Fn::GetAtt":
-                return self._get_att(argument)
-            case "Fn::Sub":
-                return self._sub(argument)
-            case "Fn::Join":
-                delimiter, items = argument
-                return _as_string(delimiter).join(_as_string(i) for i in self._resolve(items))
-            case "Fn::Select":
-                index, items = self._resolve(argument)
-                return items[int(index)]
-            case "Fn::Split":
-                delimiter, text = argument
-                return self.resolve_string(text).split(_as_string(delimiter))
-            case "Fn::If":
-                name, when_true, when_false = argument
-                return self._resolve(when_true if self.condition(name) else when_false)
-            case "Fn::Equals":
-                left, right = self._resolve(argument)
-                return _as_string(left) == _as_string(right)
-            case "Fn::Not":
-                return not self._truth(argument[0])
-            case "Fn::And":
-                return all(self._truth(c) for c in argument)
-            case "Fn::Or":
-                return any(self._truth(c) for c in argument)
-            case "Fn::FindInMap":
-                name, top, second = (self.resolve_string(a) for a in argument[:3])
-                return self._document.get("Mappings", {})[name][top][second]
-            case "Fn::Base64":
-                return base64.b64encode(self.resolve_string(argument).encode()).decode()
-            case "Fn::GetAZs":
-                return [f"{REGION}{zone}" for zone in "abc"]
-            case _:
-                raise TemplateError(f"{key} is not supported by the local stack")
+        handler = self._FUNCTIONS.get(key)
+        if handler is None:
+            raise TemplateError(f"{key} is not supported by the local stack")
+        return handler(self, argument)
+
+    def _join(self, argument: Any) -> str:
+        delimiter, items = argument
+        return _as_string(delimiter).join(_as_string(i) for i in self._resolve(items))
+
+    def _select(self, argument: Any) -> Any:
+        index, items = self._resolve(argument)
+        return items[int(index)]
+
+    def _split(self, argument: Any) -> list[str]:
+        delimiter, text = argument
+        return self.resolve_string(text).split(_as_string(delimiter))
+
+    def _if(self, argument: Any) -> Any:
+        name, when_true, when_false = argument
+        return self._resolve(when_true if self.condition(name) else when_false)
+
+    def _equals(self, argument: Any) -> bool:
+        left, right = self._resolve(argument)
+        return _as_string(left) == _as_string(right)
+
+    def _find_in_map(self, argument: Any) -> Any:
+        """AWS::LanguageExtensions adds a fourth argument: {"DefaultValue": …} for a missing key."""
+        name, top, second = (self.resolve_string(a) for a in argument[:3])
+        found = ((self._document.get("Mappings") or {}).get(name) or {}).get(top) or {}
+        if second in found:
+            return found[second]
+        if len(argument) > 3 and "DefaultValue" in (argument[3] or {}):
+            return self._resolve(argument[3]["DefaultValue"])
+        raise TemplateError(f"Fn::FindInMap: Mappings has no {name}.{top}.{second}")
+
+    _FUNCTIONS: ClassVar[Mapping[str, Callable[[Resolver, Any], Any]]] = {
+        "Fn::GetAtt": lambda self, argument: self._get_att(argument),
+        "Fn::Sub": lambda self, argument: self._sub(argument),
+        "Fn::Join": _join,
+        "Fn::Select": _select,
+        "Fn::Split": _split,
+        "Fn::If": _if,
+        "Fn::Equals": _equals,
+        "Fn::Not": lambda self, argument: not self._truth(argument[0]),
+        "Fn::And": lambda self, argument: all(self._truth(c) for c in argument),
+        "Fn::Or": lambda self, argument: any(self._truth(c) for c in argument),
+        "Fn::FindInMap": _find_in_map,
+        "Fn::Base64": lambda self, argument: base64.b64encode(self.resolve_string(argument).encode()).decode(),
+        "Fn::GetAZs": lambda self, argument: [f"{REGION}{zone}" for zone in "abc"],
+    }
 
     def _truth(self, value: Any) -> bool:
         resolved = self._resolve(value)
@@ -428,27 +466,15 @@ class Template:
         base_dir: Path,
         parameter_overrides: Mapping[str, str] | None = None,
     ) -> None:
-        self.document = document
         self.base_dir = base_dir
-        self.parameters = self._parameter_values(parameter_overrides or {})
+        self.parameters = parameter_values(document, parameter_overrides or {})
+        # What CloudFormation deploys: the loops of AWS::LanguageExtensions expanded.
+        self.document = expand(document, self.parameters)
 
     @classmethod
     def load(cls, path: Path, parameter_overrides: Mapping[str, str] | None = None) -> Template:
         path = path.resolve()
-        return cls(load_document(path), path.parent, parameter_overrides)
-
-    def _parameter_values(self, overrides: Mapping[str, str]) -> dict[str, str]:
-        declared: dict[str, Any] = self.document.get("Parameters") or {}
-        unknown = set(overrides) - set(declared)
-        if unknown:
-            raise TemplateError(f"unknown parameters: {', '.join(sorted(unknown))}")
-        values: dict[str, str] = {}
-        for name, spec in declared.items():
-            if name in overrides:
-                values[name] = str(overrides[name])
-            elif "Default" in spec:
-                values[name] = _as_string(spec["Default"])
-        return values
+        return cls(read_document(path), path.parent, parameter_overrides)
 
     @property
     def resources(self) -> dict[str, dict[str, Any]]:

@@ -5,17 +5,17 @@ the EMF documents real sends print."""
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from local.template import load_document
+from local.template import Physical, Template, load_document
 from tests.support import call, event
 
-TEMPLATE = load_document(Path(__file__).parents[2] / "template.yaml")
+TEMPLATE_PATH = Path(__file__).parents[2] / "template.yaml"
+TEMPLATE = load_document(TEMPLATE_PATH)
 NAMESPACE = TEMPLATE["Parameters"]["MetricsNamespace"]["Default"]
 # One send per provider operation: (function, event file) → the operation's dimensions
 SENDS = {
@@ -52,17 +52,28 @@ def alarm_metrics() -> dict[str, set[Metric]]:
     return watched
 
 
+def _rows(metrics: list[list[Any]]) -> Iterator[list[str]]:
+    """A widget's metric rows with CloudWatch's "." (the value of the row above) filled in."""
+    above: list[str] = []
+    for row in metrics:
+        parts = [part for part in row if isinstance(part, str)]
+        above = [above[i] if part == "." else part for i, part in enumerate(parts)]
+        yield above
+
+
 def dashboard_metrics() -> dict[str, set[Metric]]:
+    """What each dashboard's body shows, the body rendered as CloudFormation would (stand-ins for the
+    queues' names)."""
+    template = Template.load(TEMPLATE_PATH)
+    queues = {name: Physical(name, {"QueueName": name}) for name in template.of_type("AWS::SQS::Queue")}
+    resolver = template.resolver(queues)
     watched: dict[str, set[Metric]] = {}
     for name, dashboard in _resources("AWS::CloudWatch::Dashboard"):
-        body = dashboard["DashboardBody"]["Fn::Sub"].replace("${MetricsNamespace}", NAMESPACE)
-        body = re.sub(r"\$\{[^}]+\}", "resolved", body)
-        for widget in json.loads(body)["widgets"]:
-            for row in widget["properties"].get("metrics", []):
+        for widget in json.loads(resolver.resolve_string(dashboard["DashboardBody"]))["widgets"]:
+            for row in _rows(widget["properties"].get("metrics", [])):
                 if row[0] != NAMESPACE:
                     continue
-                pairs = [part for part in row[2:] if isinstance(part, str)]
-                dimensions = frozenset(zip(pairs[::2], pairs[1::2], strict=True))
+                dimensions = frozenset(zip(row[2::2], row[3::2], strict=True))
                 watched.setdefault(name, set()).add((row[1], dimensions))
     return watched
 
@@ -99,6 +110,9 @@ def test_every_dashboard_shows_metrics_the_functions_emit(emitted: set[Metric]) 
     assert set(dashboards) == {"PolyvDashboard", "AliyunDashboard", "RonglianDashboard"}
     for name, metrics in dashboards.items():
         assert metrics <= emitted, f"{name} shows what nothing emits: {metrics - emitted}"
+    # Every operation has its rows: the operation widgets list them from the template's Mappings.
+    shown = {(dict(d)["provider"], dict(d)["operation"]) for metrics in dashboards.values() for _, d in metrics}
+    assert shown == set(SENDS.values())
 
 
 def test_each_operation_has_a_failure_rate_alarm_that_waits_for_a_minimum_volume() -> None:

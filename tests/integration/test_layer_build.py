@@ -1,6 +1,7 @@
 """The shared layer as `sam build` leaves it in .aws-sam/build (`make validate`, which `make test`
 runs first, builds it through layers/shared/Makefile): built for Lambda's arm64 CPython 3.13, every
-module with bytecode Lambda will use as it is, and boto3 matching the botocore the layer brings."""
+module with bytecode Lambda will use as it is, and boto3 matching the botocore the layer brings. And
+the interpreter that Makefile builds with, found without make's help, as a plain `sam build` needs."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from slim_botocore import SERVICES
 
 ROOT = Path(__file__).parents[2]
 LAYER = ROOT / ".aws-sam" / "build" / "SharedLayer" / "python"
+LAYER_MAKEFILE = ROOT / "layers" / "shared" / "Makefile"
 # The flags word of a .pyc header (PEP 552): hash-based, source not checked.
 UNCHECKED_HASH = 0b01
 
@@ -125,3 +127,45 @@ print(boto3.__file__)
 
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["no s3", str(layer / "boto3" / "__init__.py")]
+
+
+def _layer_python(cwd: Path, **environ: str) -> subprocess.CompletedProcess[str]:
+    """What layers/shared/Makefile builds with, asked as sam asks it: from a scratch directory."""
+    env = {k: v for k, v in os.environ.items() if k != "LAYER_PYTHON"} | environ
+    command = ["make", "--no-print-directory", "-s", "-f", str(LAYER_MAKEFILE), "layer-python"]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)  # noqa: S603
+
+
+def test_the_layer_finds_a_cpython_313_where_python313_will_not_run(tmp_path: Path) -> None:
+    # pyenv's shim outside a folder whose .python-version names 3.13 (sam's scratch directory)
+    shims = tmp_path / "shims"
+    shims.mkdir()
+    shim = shims / "python3.13"
+    shim.write_text("#!/bin/sh\necho 'pyenv: python3.13: command not found' >&2\nexit 127\n")
+    shim.chmod(0o755)
+
+    done = _layer_python(tmp_path, PATH=f"{shims}:{os.environ['PATH']}")
+    python = done.stdout.strip()
+    version = subprocess.run(  # noqa: S603
+        [python, "-c", "import sys; print(sys.implementation.name, *sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert Path(python).is_absolute()
+    assert version.stdout.split() == ["cpython", "3", "13"]
+
+
+def test_layer_python_chooses_the_interpreter_when_it_is_set(tmp_path: Path) -> None:
+    done = _layer_python(tmp_path, LAYER_PYTHON="/opt/python3.13/bin/python3.13")
+
+    assert done.stdout.strip() == "/opt/python3.13/bin/python3.13"
+
+
+def test_no_cpython_313_is_said_plainly(tmp_path: Path) -> None:
+    done = _layer_python(tmp_path, LAYER_PYTHON="")
+
+    assert done.returncode != 0
+    assert "no CPython 3.13 found" in done.stderr

@@ -1,5 +1,7 @@
 """Least privilege, read from template.yaml itself: what each function may touch and how, and the
-table and queue settings the functions rely on.
+table and queue settings the functions rely on. The template is read as CloudFormation deploys it,
+its per-provider loops expanded (local.language_extensions), so a grant written once in a loop is
+judged for every provider it reaches.
 
 The expected grants are spelled out below on purpose: widening a policy (a new action, a `*`, another
 function's secret or queue) fails here and names what was widened. The checker is tested too, on
@@ -21,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from local.template import load_document, references
+from local.template import expand, load_document, parameter_values, read_document, references
 
 TEMPLATE = Path(__file__).parents[2] / "template.yaml"
 PROVIDERS = ("Polyv", "Aliyun", "Ronglian")
@@ -141,6 +143,43 @@ def role_of(document: Mapping[str, Any], function_id: str) -> tuple[str | None, 
     return str(target[0]), []
 
 
+def _role_problems(role_id: str, role: Mapping[str, Any]) -> list[str]:
+    """Grants a role carries besides its own statements: managed policies, principals but Lambda."""
+    problems = [
+        f"{role_id}: managed policy {arn!r} is not scoped to this template's resources"
+        for arn in _as_list(role.get("ManagedPolicyArns") or [])
+    ]
+    for statement in _as_list((role.get("AssumeRolePolicyDocument") or {}).get("Statement") or []):
+        if statement.get("Effect") == "Allow" and statement.get("Principal") != LAMBDA_PRINCIPAL:
+            problems.append(f"{role_id}: may be assumed by {statement.get('Principal')!r}, not only by Lambda")
+    return problems
+
+
+def _statement_grants(
+    document: Mapping[str, Any], statement: Mapping[str, Any], where: str
+) -> tuple[dict[str, set[str]], list[str]]:
+    """What one Allow statement grants, as resource logical id ("*" for any) → actions."""
+    problems = [
+        f"{where}: {widening} grants everything it does not name"
+        for widening in ("NotAction", "NotResource")
+        if widening in statement
+    ]
+    if "Resource" not in statement:
+        return {}, [*problems, f"{where}: names no Resource"]
+    if statement["Resource"] in ("*", ["*"]):
+        resources = {"*"}  # judged by its actions: UNSCOPED_ACTIONS only
+    else:
+        resources, found = _resources_named(document, statement["Resource"], where)
+        problems += found
+    actions: set[str] = set()
+    for action in _as_list(statement.get("Action") or []):
+        if isinstance(action, str):
+            actions.add(action)
+        else:
+            problems.append(f"{where}: action {action!r} is not a plain action name")
+    return {resource: set(actions) for resource in resources}, problems
+
+
 def grants(document: Mapping[str, Any], function_id: str) -> tuple[dict[str, set[str]], list[str]]:
     """What a function's role allows, as resource logical id ("*" for any) → actions, and the problems."""
     properties = document["Resources"][function_id].get("Properties") or {}
@@ -153,38 +192,17 @@ def grants(document: Mapping[str, Any], function_id: str) -> tuple[dict[str, set
     if role_id is None:
         return granted, problems
     role = document["Resources"][role_id].get("Properties") or {}
-    for arn in _as_list(role.get("ManagedPolicyArns") or []):
-        problems.append(f"{role_id}: managed policy {arn!r} is not scoped to this template's resources")
-    for statement in _as_list((role.get("AssumeRolePolicyDocument") or {}).get("Statement") or []):
-        if statement.get("Effect") == "Allow" and statement.get("Principal") != LAMBDA_PRINCIPAL:
-            problems.append(f"{role_id}: may be assumed by {statement.get('Principal')!r}, not only by Lambda")
-
-    def allow(resources: set[str], actions: list[Any], where: str) -> None:
-        for action in actions:
-            if not isinstance(action, str):
-                problems.append(f"{where}: action {action!r} is not a plain action name")
-                continue
-            for resource in resources:
-                granted.setdefault(resource, set()).add(action)
-
+    problems += _role_problems(role_id, role)
     for index, policy in enumerate(_as_list(role.get("Policies") or [])):
-        where = f"{role_id}.Policies[{index}]"
         for number, statement in enumerate(_as_list((policy.get("PolicyDocument") or {}).get("Statement") or [])):
-            here = f"{where}.Statement[{number}]"
             if statement.get("Effect") == "Deny":
                 continue  # only ever narrows
-            for widening in ("NotAction", "NotResource"):
-                if widening in statement:
-                    problems.append(f"{here}: {widening} grants everything it does not name")
-            if "Resource" not in statement:
-                problems.append(f"{here}: names no Resource")
-                continue
-            if statement["Resource"] in ("*", ["*"]):
-                resources = {"*"}  # judged by its actions: UNSCOPED_ACTIONS only
-            else:
-                resources, found = _resources_named(document, statement["Resource"], here)
-                problems += found
-            allow(resources, _as_list(statement.get("Action") or []), here)
+            found, found_problems = _statement_grants(
+                document, statement, f"{role_id}.Policies[{index}].Statement[{number}]"
+            )
+            problems += found_problems
+            for resource, actions in found.items():
+                granted.setdefault(resource, set()).update(actions)
     return granted, problems
 
 
@@ -618,3 +636,17 @@ def test_a_mapping_feeding_a_function_from_elsewhere_is_reported(document: dict[
     assert template_violations(widened) == [
         "ForeignMapping: feeds no single function of this template, so no test reads its grants"
     ]
+
+
+def test_a_grant_widened_in_the_providers_loop_is_reported_for_every_provider() -> None:
+    written = read_document(TEMPLATE)
+    loop = written["Resources"]["Fn::ForEach::Providers"][2]
+    role = loop["${Provider}FunctionRole"]["Properties"]
+    role["Policies"][0]["PolicyDocument"]["Statement"].append(
+        {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": {"Fn::GetAtt": ["PolyvQueue", "Arn"]}}
+    )
+    widened = expand(written, parameter_values(written, {}))
+
+    for provider in ("Aliyun", "Ronglian"):
+        reported = function_violations(widened, f"{provider}Function")
+        assert f"{provider}Function: ['sqs:SendMessage'] on PolyvQueue, which it must not touch" in reported
