@@ -248,7 +248,7 @@ class TestMessageLog:
 def test_dynamodb_calls_per_request(
     polyv: Any, sandbox: ProviderSandbox, monkeypatch: pytest.MonkeyPatch, count: int, key: str | None
 ) -> None:
-    """The figures the README states: with default limits, one update for a single number's item
+    """The figures docs/quotas.md states: with default limits, one update for a single number's item
     (its minute, hour and day) or one transaction per 100 numbers and one read-back of what is
     left, plus the account and IP counters, one message log record; with an Idempotency-Key, the
     key's record claimed before and completed after, in one transaction with the message log's."""
