@@ -4,6 +4,7 @@ pool of workers per function and the API Gateway emulator, on free ports, once p
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +16,14 @@ from local.stack import LocalStack
 
 QUOTAS_OFF = "phone_per_minute=0,phone_per_hour=0,phone_per_day=0,account_per_day=0,ip_per_day=0"
 TENANT_KEYS = {"tenant-a": "key-of-tenant-a", "tenant-b": "key-of-tenant-b"}
+REPOSITORY = Path(__file__).resolve().parents[2]
+
+
+def make_run_api_key() -> str:
+    """The API key `make run` gives its stack (the Makefile's `API_KEY`), which the README shows."""
+    found = re.search(r"^API_KEY \?= (\S+)$", (REPOSITORY / "Makefile").read_text(), re.MULTILINE)
+    assert found is not None, "the Makefile gives API_KEY no default"
+    return found[1]
 
 
 @contextmanager
@@ -94,6 +103,14 @@ def strict_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStac
         api_keys={"shop-1": "key-of-shop-1"},
         function_concurrency=4,
     ) as stack:
+        yield stack
+
+
+@pytest.fixture(scope="session")
+def readme_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """The gateway as `make run` starts it, default quotas and the Makefile's API key, for the
+    README's examples alone: their answers count on no other request having used its quotas."""
+    with running(tmp_path_factory.mktemp("readme-stack"), api_key=make_run_api_key()) as stack:
         yield stack
 
 
