@@ -391,11 +391,8 @@ def with_surrogate(model: type[SendRequest]) -> dict[str, Any]:
     return body
 
 
-@st.composite
-def mutation(draw: st.DrawFn, body: Any) -> Any:
-    # Not the root: json_like stands for whole bodies of any shape.
-    path = draw(st.sampled_from(paths(body)[1:] or [()]))
-    target = get(body, path)
+def mutation_actions(path: Path, target: Any) -> list[str]:
+    """What can be done to the part of a body at `path`, by what it holds."""
     actions = ["value", "tricky", "wrong type"]
     if path:
         actions.append("delete")
@@ -405,7 +402,20 @@ def mutation(draw: st.DrawFn, body: Any) -> Any:
         actions += ["repeat", "grow"]
     if isinstance(target, str):
         actions += ["long", "digits"]
-    action = draw(st.sampled_from(actions))
+    return actions
+
+
+def grown(draw: st.DrawFn, body: Any, path: Path, target: list[Any]) -> Any:
+    # At and past the 1000-number limit: distinct valid numbers, or a copy of the first element.
+    size = draw(st.sampled_from([MAX_NUMBERS_PER_REQUEST - 1, MAX_NUMBERS_PER_REQUEST, MAX_NUMBERS_PER_REQUEST + 1]))
+    if all(isinstance(item, str) for item in target) and draw(st.booleans()):
+        return replaced(body, path, numbers(size))
+    if all(isinstance(item, dict) and "phone_number" in item for item in target):
+        return replaced(body, path, [{**target[0], "phone_number": phone} for phone in numbers(size)])
+    return replaced(body, path, [target[0]] * size)
+
+
+def mutated_by(draw: st.DrawFn, action: str, body: Any, path: Path, target: Any) -> Any:
     if action == "value":
         return replaced(body, path, draw(json_like))
     if action == "tricky":
@@ -421,19 +431,20 @@ def mutation(draw: st.DrawFn, body: Any) -> Any:
     if action == "repeat":
         return replaced(body, path, [*target, draw(st.sampled_from(target))])
     if action == "grow":
-        # At and past the 1000-number limit: distinct valid numbers, or a copy of the first element.
-        size = draw(
-            st.sampled_from([MAX_NUMBERS_PER_REQUEST - 1, MAX_NUMBERS_PER_REQUEST, MAX_NUMBERS_PER_REQUEST + 1])
-        )
-        if all(isinstance(item, str) for item in target) and draw(st.booleans()):
-            return replaced(body, path, numbers(size))
-        if all(isinstance(item, dict) and "phone_number" in item for item in target):
-            return replaced(body, path, [{**target[0], "phone_number": phone} for phone in numbers(size)])
-        return replaced(body, path, [target[0]] * size)
+        return grown(draw, body, path, target)
     if action == "long":
         return replaced(body, path, target * draw(st.sampled_from([2, 30, 300])))
     # "digits": the same text written with another script's digits.
     return replaced(body, path, written_with(draw(st.sampled_from([ARABIC_INDIC, FULLWIDTH, DEVANAGARI])), target))
+
+
+@st.composite
+def mutation(draw: st.DrawFn, body: Any) -> Any:
+    # Not the root: json_like stands for whole bodies of any shape.
+    path = draw(st.sampled_from(paths(body)[1:] or [()]))
+    target = get(body, path)
+    action = draw(st.sampled_from(mutation_actions(path, target)))
+    return mutated_by(draw, action, body, path, target)
 
 
 @st.composite
