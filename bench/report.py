@@ -187,9 +187,9 @@ def chunks(n: int) -> int:
 
 def minimum_dynamodb(n: int, key: bool = False) -> int:
     """The numbers' items changed by one conditional update (one number) or one transaction per 100,
-    one update for the account and one for the IP counter, one message log record; with a key,
-    Powertools' two."""
-    return (1 if n == 1 else chunks(n)) + 3 + (2 if key else 0)
+    one update for the account and one for the IP counter, one message log record; with a key, its
+    claim besides (the record then goes in the transaction that completes the key)."""
+    return (1 if n == 1 else chunks(n)) + 3 + (1 if key else 0)
 
 
 def gateway_dynamodb(n: int, key: bool = False) -> int:
@@ -235,9 +235,9 @@ def check_plausible(results: Results) -> list[str]:
     problems = []
     cold = results.cold.variants
     boto3 = cold["boto3"].median()
-    for key in ("polyv", "aliyun", "ronglian", "aliyun-batch", "polyv-traced", "polyv-as-built"):
-        if cold[key].median() < boto3:
-            raise RuntimeError(f"cold start of {key} below a bare `import boto3`: the measurement is wrong")
+    for name in ("polyv", "aliyun", "ronglian", "aliyun-batch", "polyv-traced", "polyv-as-built"):
+        if cold[name].median() < boto3:
+            raise RuntimeError(f"cold start of {name} below a bare `import boto3`: the measurement is wrong")
     for warm in results.warm:
         if any(s.io > s.wall + 1e-6 for s in warm.samples):
             raise RuntimeError(f"{warm.operation}: I/O longer than the call")
@@ -373,20 +373,24 @@ def cold_section(results: Results) -> str:
     cold = results.cold
     boto3 = cold.variants["boto3"].median()
     rows = []
-    for v in cold.variants.values():
-        totals = [t * 1000 for t in v.values("total")]
+    for variant in cold.variants.values():
+        totals = [t * 1000 for t in variant.values("total")]
         parts = (
-            (ms(v.median("startup") * 1000), ms(v.median("import") * 1000), ms(v.median("invoke") * 1000))
-            if v.handler
+            (
+                ms(variant.median("startup") * 1000),
+                ms(variant.median("import") * 1000),
+                ms(variant.median("invoke") * 1000),
+            )
+            if variant.handler
             else ("", "", "")
         )
         rows.append(
             (
-                v.label,
+                variant.label,
                 ms(statistics.median(totals)),
                 ms(min(totals)),
                 ms(percentile(totals, 90)),
-                f"{v.median() / boto3:.2f}x",
+                f"{variant.median() / boto3:.2f}x",
                 *parts,
             )
         )
@@ -564,7 +568,7 @@ so the rows add up to the mean overhead, which is above the p50):
 
 
 def calls_section(results: Results) -> str:
-    rows = []
+    rows: list[tuple[str, int, str, int, str, int, int | str, int | str]] = []
     for op in OPERATIONS:
         for n in SIZES:
             p = point(results, op.name, n)
@@ -616,7 +620,8 @@ by its own limits is named in the cancellation and the transaction is made again
 account and IP counters stay plain updates: every request of a tenant touches them, and concurrent
 transactions on one item cancel each other. The floor is then one update (one number) or
 ⌈n / 100⌉ transactions + the account and IP updates + the message log's `PutItem` (with an
-Idempotency-Key, + Powertools' `PutItem` and `UpdateItem`). The gateway makes those, and for
+Idempotency-Key, + the key's claim, a `PutItem`; the log record then goes in the `TransactWriteItems`
+that completes the key). The gateway makes those, and for
 several numbers one `BatchGetItem` per transaction besides: a transaction returns no counts, and
 each result reports what is left of its number's tightest window. Provider: the API's own maximum per call
 (Polyv 200 numbers, Aliyun SendBatchSms 100, Ronglian 200, Aliyun SendInterSms 1: one call per
@@ -739,11 +744,11 @@ def queue_section(results: Results) -> str:
   waits overlap. What does not overlap is the gateway's own CPU: {ms(ten.cpu_ms, 0)} ms for a batch of 10
   ({ms(ten.cpu_ms / 10, 1)} ms per record; {ms(one.cpu_ms, 1)} ms for a lone record), in one interpreter that
   runs Python on one core at a time: about what the batch takes beyond the provider's {wait:.0f} ms
-  ({ms(ten.wall_ms - wait, 0)} ms). A record is {one.dynamodb_calls:.0f} DynamoDB calls (the message log read, as the
-  records carry a producer's idempotency key; Powertools' idempotency record; the number's and the
-  account's quota updates, a queued message having no source IP; the message log write; the
-  idempotency update), each with its botocore work, plus Powertools' batch processing and
-  idempotency, validation and logging. The sequential DynamoDB rounds go from
+  ({ms(ten.wall_ms - wait, 0)} ms). A record is {one.dynamodb_calls:.0f} DynamoDB calls (the claim of the producer's
+  idempotency key the record carries; the number's and the account's quota updates, a queued message
+  having no source IP; the transaction that completes the key with the message log record), each
+  with its botocore work, plus Powertools' batch processing, validation and logging. The sequential
+  DynamoDB rounds go from
   {one.dynamodb_rounds:.0f} to {ten.dynamodb_rounds:.0f} as the records' calls wait for the interpreter. The target
   would leave {ms(budget, 1)} ms of CPU per record here."""
         if ratio > QUEUE_TARGET
