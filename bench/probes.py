@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import boto3
+from requests import PreparedRequest, Response
 from requests.adapters import HTTPAdapter
 
 from smsgw import runtime
@@ -176,13 +177,13 @@ class Probe:
         self._saved_send = original
         probe = self
 
-        def send(adapter: HTTPAdapter, request: Any, *args: Any, **kwargs: Any) -> Any:
+        def send(self: HTTPAdapter, request: PreparedRequest, *args: Any, **kwargs: Any) -> Response:
             start = time.perf_counter()
             try:
-                return original(adapter, request, *args, **kwargs)
+                return original(self, request, *args, **kwargs)
             finally:
                 end = time.perf_counter()
-                probe._record(Call("provider", urlsplit(request.url).path, start, end, start, end))
+                probe._record(Call("provider", urlsplit(request.url or "").path, start, end, start, end))
 
         HTTPAdapter.send = send  # type: ignore[method-assign]
         runtime.reset()
