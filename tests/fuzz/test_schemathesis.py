@@ -166,13 +166,13 @@ def _valid_param(name: str, value: Any) -> bool:
     return True
 
 
-def strategy(operation: Any, label: str, mode: str) -> st.SearchStrategy[Case]:
+def strategy(operation: Any, label: str, mode: str) -> st.SearchStrategy[Case[Any]]:
     generation_mode = GenerationMode.NEGATIVE if mode == "negative" else GenerationMode.POSITIVE
-    cases: st.SearchStrategy[Case] = operation.as_strategy(generation_mode=generation_mode)
+    cases: st.SearchStrategy[Case[Any]] = operation.as_strategy(generation_mode=generation_mode)
     if mode != "repaired":
         return cases
 
-    def repaired(case: Case) -> Case:
+    def repaired(case: Case[Any]) -> Case[Any]:
         case.body = repair(label, case.body)
         return case
 
@@ -182,7 +182,7 @@ def strategy(operation: Any, label: str, mode: str) -> st.SearchStrategy[Case]:
 # --- The checks --------------------------------------------------------------------------------
 
 
-def describe(case: Case, response: Response) -> str:
+def describe(case: Case[Any], response: Response) -> str:
     sent = case.body if not isinstance(case.body, bytes) else case.body[:500]
     headers = {k: ("…" if k.lower() == "x-api-key" else v) for k, v in (case.headers or {}).items()}
     return (
@@ -192,7 +192,7 @@ def describe(case: Case, response: Response) -> str:
     )
 
 
-def model_accepts(model: type[SendRequest], case: Case) -> bool | None:
+def model_accepts(model: type[SendRequest], case: Case[Any]) -> bool | None:
     """Whether the request model takes the body, when it is sent as plain JSON; else None."""
     if case.media_type != "application/json" or case.body is NOT_SET:
         return None
@@ -205,7 +205,7 @@ def model_accepts(model: type[SendRequest], case: Case) -> bool | None:
     return True
 
 
-def run(case: Case, model: type[SendRequest], sandbox: ProviderSandbox) -> None:
+def run(case: Case[Any], model: type[SendRequest], sandbox: ProviderSandbox) -> None:
     sandbox.reset()
     response = case.call()
     context = describe(case, response)
@@ -220,6 +220,7 @@ def run(case: Case, model: type[SendRequest], sandbox: ProviderSandbox) -> None:
     if accepted is not None:
         assert response.status_code == (200 if accepted else 400), f"the model says {accepted}: {context}"
     if response.status_code == 200:
+        assert isinstance(case.body, dict), context
         requested = phones_of(case.body)
         sent = [phone for call in sandbox.calls for phone in call.phones]
         assert sorted(sent) == sorted(requested), f"sent {sent}: {context}"
@@ -238,7 +239,7 @@ def test_operation(
 
     @FUZZ
     @given(case=strategy(operation, label, mode))
-    def fuzz(case: Case) -> None:
+    def fuzz(case: Case[Any]) -> None:
         run(case, model, stack_sandbox)
 
     fuzz()

@@ -34,7 +34,7 @@ def batch_request(phones: list[str]) -> AliyunBatchSmsRequest:
     return AliyunBatchSmsRequest(
         template_code="SMS_71175823",
         sign_name="云通信",
-        messages=[{"phone_number": p, "template_param": {"code": str(i)}} for i, p in enumerate(phones)],  # type: ignore[misc]
+        messages=[{"phone_number": p, "template_param": {"code": str(i)}} for i, p in enumerate(phones)],
     )
 
 
