@@ -17,7 +17,7 @@ from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
 import smsgw.routes.aliyun
 import smsgw.routes.polyv
 import smsgw.routes.ronglian
-import smsgw.service
+import smsgw.sender
 from bench.probes import Sample, covered
 from smsgw.credentials import CredentialStore
 from smsgw.idempotency import IdempotencyStore
@@ -67,7 +67,7 @@ class Phases:
             (QuotaLedger, "reserve", "reserve"),
             (ProviderClient, "send", "provider"),
             # The name the send flow calls it by, not the module that defines it.
-            (smsgw.service, "report_send", "record"),
+            (smsgw.sender, "report_send", "record"),
             (SendResponse, "of", "answer"),
             (SendResponse, "http_status", "answer"),
             (SendResponse, "model_dump", "answer"),
