@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -58,8 +58,10 @@ class MemoryRecords:
         self.offset = 0.0
         self.failing: set[str] = set()
         """Operations that fail as DynamoDB being unreachable would: claim, complete, release..."""
+        # An attribute, as the DynamoDB store's clock is: the flow reads it through the port.
+        self.now: Callable[[], float] = self._clock
 
-    def now(self) -> float:
+    def _clock(self) -> float:
         return time.time() + self.offset
 
     def _check(self, operation: str) -> None:

@@ -4,6 +4,7 @@ with no socket opened (the same rows run on DynamoDB Local in tests/integration/
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -12,12 +13,18 @@ from smsgw.errors import DependencyUnavailable
 from smsgw.idempotency import IdempotencyInProgress, IdempotencyKeyReused
 from smsgw.models import PolyvSendRequest
 from smsgw.outcomes import Status
+from smsgw.providers.base import ProviderClient
 from smsgw.providers.polyv import PolyvClient
 from smsgw.sender import Key, Sender, resend_if_nothing_sent, resend_retryable
 from smsgw.service import Caller, Operation
 from tests.unit.fakes import MemoryLog, MemoryRecords, ScriptedSends
 
-POLYV = Operation("polyv", PolyvClient.operation, lambda *_: None)  # type: ignore[arg-type,return-value]
+
+def _no_client(*_: object) -> ProviderClient[Any]:
+    raise AssertionError("the send is scripted: no provider client is made")
+
+
+POLYV = Operation("polyv", PolyvClient.operation, _no_client)
 A, B = "+8613800138000", "+8613900139000"
 
 
