@@ -68,6 +68,7 @@ def test_routes_and_which_need_an_api_key(template: Template) -> None:
         ("POST", "/v1/ronglian/messages"): ("RonglianFunction", True),
         ("GET", "/v1/ronglian/docs"): ("RonglianFunction", False),
         ("GET", "/v1/messages/{requestId}"): ("MessagesFunction", True),
+        ("GET", "/v1/messages/docs"): ("MessagesFunction", False),
     }
     assert {r.api_id for r in template.api_routes()} == {"GatewayApi"}
 
