@@ -91,6 +91,8 @@ def test_environment_resolves_parameters_globals_and_the_secrets_arn(template: T
         "PROVIDER_READ_TIMEOUT": "10",
         "PROVIDER_MAX_CONCURRENCY": "32",
         "SECRET_MAX_AGE_SECONDS": "300",
+        "SEND_BUDGET_SECONDS": "8",
+        "REQUEST_BUDGET_SECONDS": "25",
         "QUOTA_TABLE_NAME": "quota-local",
         "QUOTA_TIMEZONE": "Asia/Shanghai",
         "IDEMPOTENCY_TABLE_NAME": "idempotency-local",
