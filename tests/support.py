@@ -36,12 +36,13 @@ def dynamodb_client(url: str, config: Config | None = None) -> Any:
     )
 
 
-def create_table(url: str, prefix: str, key: str = "pk") -> str:
+def create_table(url: str, prefix: str, key: str = "pk", sort_key: str | None = None) -> str:
     name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    keys = [(key, "HASH"), *([(sort_key, "RANGE")] if sort_key else [])]
     dynamodb_client(url).create_table(
         TableName=name,
-        AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k, _ in keys],
+        KeySchema=[{"AttributeName": k, "KeyType": kind} for k, kind in keys],
         BillingMode="PAY_PER_REQUEST",
     )
     return name

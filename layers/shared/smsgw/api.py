@@ -4,7 +4,7 @@ route's dispatch to the send flow, and the handler each function exports."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Annotated, Any, cast
@@ -22,7 +22,7 @@ from smsgw import bodies
 from smsgw.errors import GatewayError, InvalidRequest
 from smsgw.models import SendRequest
 from smsgw.observability import logger, metrics, tracer
-from smsgw.runtime import queue_consumer, runtime
+from smsgw.runtime import RuntimeOf, queue_consumer, runtime
 from smsgw.schemas import ErrorDetail, ErrorInfo, ErrorResponse, SendResponse
 from smsgw.sender import Key, resend_if_nothing_sent
 from smsgw.service import Caller, Operation
@@ -33,22 +33,22 @@ if TYPE_CHECKING:
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
 
-def _json(model: type[Any], description: str) -> OpenAPIResponse:
+def json_response(model: type[Any], description: str) -> OpenAPIResponse:
     return {"description": description, "content": {"application/json": {"model": model}}}
 
 
 SEND_RESPONSES: dict[int, OpenAPIResponse] = {
-    200: _json(SendResponse, "Processed: one result per number, some may be rejected."),
-    400: _json(ErrorResponse, "Invalid input; nothing was sent."),
-    403: _json(ErrorResponse, "Missing or invalid API key."),
-    409: _json(ErrorResponse, "A request with this Idempotency-Key is still in progress."),
-    413: _json(ErrorResponse, "The body is larger than 256 KiB; nothing was sent."),
-    415: _json(ErrorResponse, "The body is not application/json; nothing was sent."),
-    422: _json(ErrorResponse, "This Idempotency-Key was used with another body."),
-    429: _json(SendResponse, "No number could be sent: quota exhausted (see Retry-After)."),
-    500: _json(ErrorResponse, "An error of the gateway's own (configuration, credentials); nothing was sent."),
-    502: _json(SendResponse, "No number was confirmed sent by the provider; see each number's status."),
-    503: _json(ErrorResponse, "A dependency is unavailable or the request ran out of time; nothing was sent."),
+    200: json_response(SendResponse, "Processed: one result per number, some may be rejected."),
+    400: json_response(ErrorResponse, "Invalid input; nothing was sent."),
+    403: json_response(ErrorResponse, "Missing or invalid API key."),
+    409: json_response(ErrorResponse, "A request with this Idempotency-Key is still in progress."),
+    413: json_response(ErrorResponse, "The body is larger than 256 KiB; nothing was sent."),
+    415: json_response(ErrorResponse, "The body is not application/json; nothing was sent."),
+    422: json_response(ErrorResponse, "This Idempotency-Key was used with another body."),
+    429: json_response(SendResponse, "No number could be sent: quota exhausted (see Retry-After)."),
+    500: json_response(ErrorResponse, "An error of the gateway's own (configuration, credentials); nothing was sent."),
+    502: json_response(SendResponse, "No number was confirmed sent by the provider; see each number's status."),
+    503: json_response(ErrorResponse, "A dependency is unavailable or the request ran out of time; nothing was sent."),
 }
 MAX_BODY_BYTES = 256 * 1024
 """The largest request body (SQS's own message limit): a request of 1000 numbers fits with room."""
@@ -72,7 +72,12 @@ def tenant_of(event: APIGatewayProxyEvent) -> str:
 
 
 def dispatch(
-    router: Router, operation: Operation, request: SendRequest, idempotency_key: str | None
+    router: Router,
+    operation: Operation,
+    request: SendRequest,
+    idempotency_key: str | None,
+    *,
+    runtime: RuntimeOf = runtime,
 ) -> Response[dict[str, Any]]:
     """The send flow every route shares: idempotency, quotas, send, message log."""
     event = cast(APIGatewayProxyEvent, router.current_event)
@@ -158,9 +163,10 @@ def is_sqs(event: dict[str, Any]) -> bool:
     return isinstance(records, list) and bool(records) and records[0].get("eventSource") == "aws:sqs"
 
 
-def _resolver(name: str, router: Router) -> APIGatewayRestResolver:
+def _resolver(routers: Sequence[Router]) -> APIGatewayRestResolver:
     app = APIGatewayRestResolver(enable_validation=True)
-    app.include_router(router)
+    for router in routers:
+        app.include_router(router)
 
     def request_id() -> str | None:
         return app.current_event.request_context.request_id if app.current_event else None
@@ -196,10 +202,17 @@ def _resolver(name: str, router: Router) -> APIGatewayRestResolver:
     return app
 
 
-def build_handler(name: str, router: Router, *, docs: bool = True, queue: Resolve | None = None) -> Handler:
-    """A function's handler: API Gateway events go to the router, SQS batches (if `queue`
+def build_handler(
+    name: str,
+    routers: Router | Sequence[Router],
+    *,
+    docs: bool = True,
+    queue: Resolve | None = None,
+    runtime: RuntimeOf = runtime,
+) -> Handler:
+    """A function's handler: API Gateway events go to its routers, SQS batches (if `queue`
     says how to read their messages) to the queue consumer."""
-    app = _resolver(name, router)
+    app = _resolver([routers] if isinstance(routers, Router) else routers)
     docs_path = f"/v1/{name}/docs" if docs else None
     docs_enabled = threading.Event()
     docs_lock = threading.Lock()
@@ -234,7 +247,7 @@ def build_handler(name: str, router: Router, *, docs: bool = True, queue: Resolv
         if queue is not None and is_sqs(event):
             # Each record's lines carry its own message id (see smsgw.queue).
             logger.set_correlation_id(None)
-            return dict(queue_consumer(queue).handle(event, context))
+            return dict(queue_consumer(queue, runtime).handle(event, context))
         logger.set_correlation_id((event.get("requestContext") or {}).get("requestId"))
         refused = check_body(event)
         if refused is not None:

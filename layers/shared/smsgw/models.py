@@ -15,7 +15,7 @@ import hashlib
 import re
 import unicodedata
 from collections.abc import Callable, Iterable
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -309,3 +309,41 @@ class RonglianTemplateSmsRequest(SendRequest):
         if not _REQ_ID.fullmatch(req_id):
             req_id = hashlib.md5(message_id.encode()).hexdigest()  # noqa: S324 - an identifier, not a MAC
         return self.model_copy(update={"req_id": req_id})
+
+
+TemplateName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
+ProviderChoice = Literal["polyv", "aliyun", "ronglian"]
+AnyPhone = Annotated[
+    str,
+    StringConstraints(max_length=18),
+    AfterValidator(_phone(phones.international)),
+    Field(
+        description=(
+            f"A mainland mobile number ({phones.MAINLAND_FORMS}), or any other with its country code "
+            "(+85291234567, 0085291234567 or 85291234567). Answered in E.164."
+        ),
+        examples=["13800138000", "+85291234567"],
+    ),
+]
+
+
+class MessageRequest(SendRequest):
+    """`POST /v1/messages`: a logical template, sent through whichever provider can."""
+
+    template: TemplateName = Field(description="The template's name, as saved with PUT /v1/templates/{name}.")
+    template_version: int | None = Field(default=None, ge=1, description="A saved version; default: the latest.")
+    phone_numbers: Annotated[list[AnyPhone], _PhoneListLimits] = Field(repr=False)
+    params: dict[ParamName, ParamValue] = Field(default_factory=dict, max_length=MAX_PARAMS)
+    providers: list[ProviderChoice] | None = Field(
+        default=None, min_length=1, max_length=3, description="An explicit order of providers for this request."
+    )
+
+    @model_validator(mode="after")
+    def _distinct_providers(self) -> Self:
+        if self.providers is not None and len(set(self.providers)) != len(self.providers):
+            raise ValueError("providers names a provider twice")
+        return self
+
+    @property
+    def phones(self) -> list[str]:
+        return list(self.phone_numbers)

@@ -126,3 +126,14 @@ def wire_national(e164: str) -> str:
 def wire_international(e164: str) -> str:
     """Country code and number without `+` (Aliyun SendBatchSms); mainland numbers as 11 digits."""
     return wire_mainland(e164) if is_mainland(e164) else e164[1:]
+
+
+def region_of(e164: str) -> str:
+    """The ISO 3166-1 alpha-2 region of an E.164 number (`+85291234567` → `HK`; mainland: `CN`)."""
+    if is_mainland(e164):
+        return "CN"
+    lib = _library()
+    region: str | None = lib.region_code_for_number(lib.parse(e164, None))
+    if not region or region == "ZZ":
+        raise PhoneError("is not a number of a known country")
+    return region

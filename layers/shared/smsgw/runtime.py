@@ -4,6 +4,7 @@ function instance and on first use, so that a configuration error answers instea
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
@@ -13,17 +14,20 @@ import boto3
 from botocore.config import Config
 
 from smsgw.clock import Budget
-from smsgw.config import ProviderSettings, credentials_model, get_provider_settings, get_settings
+from smsgw.config import SendSettings, credentials_model, get_provider_settings, get_router_settings, get_settings
 from smsgw.credentials import CredentialStore
 from smsgw.errors import ConfigurationError
 from smsgw.idempotency import IdempotencyStore
 from smsgw.messages import MessageLog
 from smsgw.quotas import QUOTA_RETRIES, QuotaLedger
 from smsgw.sender import Sender
-from smsgw.service import SendService
+from smsgw.service import ProviderAccess, SendService
 
 if TYPE_CHECKING:
+    from smsgw.admin import AdminKeys
     from smsgw.queue import QueueConsumer, Resolve
+    from smsgw.router import RouterService
+    from smsgw.templates import TemplateStore
 
 # A fixed User-Agent: botocore otherwise rebuilds its own for every request (sanitising some
 # twenty components, about 0.1 ms of CPU per call, most of a call's own work after I/O).
@@ -65,8 +69,9 @@ def message_log() -> MessageLog:
 
 @dataclass(frozen=True, slots=True)
 class Runtime:
-    settings: ProviderSettings
-    service: SendService
+    """A sending function's objects: its settings and the send flow."""
+
+    settings: SendSettings
     sender: Sender
 
     def budget(self, remaining_ms: int | None) -> Budget:
@@ -78,8 +83,61 @@ class Runtime:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class RouterRuntime(Runtime):
+    """The unified route's function: the send flow on the router, templates and admin keys."""
+
+    service: RouterService
+    templates: TemplateStore
+    admin: AdminKeys
+
+
+RuntimeOf = Callable[[], Runtime]
+
+
 @lru_cache(maxsize=1)
-def runtime() -> Runtime:
+def router_runtime() -> RouterRuntime:
+    """The unified route's function's objects: a provider access per secret it is given. Its
+    modules are loaded here: the provider functions never import them."""
+    from smsgw.admin import AdminKeys
+    from smsgw.circuit import CircuitBreaker
+    from smsgw.router import RouterService
+    from smsgw.templates import TemplateStore
+
+    settings = get_router_settings()
+    providers: dict[str, ProviderAccess] = {
+        name: ProviderAccess(
+            settings, CredentialStore(secret, credentials_model(name), max_age=settings.secret_max_age_seconds)
+        )
+        for name, secret in settings.secret_ids().items()
+    }
+    if not providers:
+        raise ConfigurationError("invalid or missing environment variables: POLYV_SECRET_ID, ALIYUN_SECRET_ID, ...")
+    client = dynamodb_client()
+    templates = TemplateStore(settings.config_table_name, client=client, cache_seconds=settings.template_cache_seconds)
+    circuit = CircuitBreaker(
+        settings.config_table_name,
+        client=client,
+        threshold=settings.circuit_failure_threshold,
+        cooldown_seconds=settings.circuit_cooldown_seconds,
+    )
+    ledger = QuotaLedger(settings.quota_table_name, settings.limits, client_factory=quota_client)
+    service = RouterService(templates=templates, circuit=circuit, ledger=ledger, providers=providers)
+    records = IdempotencyStore(
+        settings.idempotency_table_name, expires_after_seconds=settings.idempotency_expiry_seconds, client=client
+    )
+    sender = Sender(service, records, message_log())
+    admin = AdminKeys(settings.config_table_name, client=client, cache_seconds=settings.template_cache_seconds)
+    return RouterRuntime(settings, sender, service, templates, admin)
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderRuntime(Runtime):
+    service: SendService
+
+
+@lru_cache(maxsize=1)
+def runtime() -> ProviderRuntime:
     """A provider function's objects."""
     settings = get_provider_settings()
     model = credentials_model(settings.provider)
@@ -91,15 +149,15 @@ def runtime() -> Runtime:
         expires_after_seconds=settings.idempotency_expiry_seconds,
         client=dynamodb_client(),
     )
-    return Runtime(settings, service, Sender(service, records, message_log()))
+    return ProviderRuntime(settings, Sender(service, records, message_log()), service)
 
 
 @lru_cache(maxsize=4)
-def queue_consumer(resolve: Resolve) -> QueueConsumer:
+def queue_consumer(resolve: Resolve, runtime_of: RuntimeOf = runtime) -> QueueConsumer:
     """The function's consumer, built on its first batch: API invocations never load smsgw.queue."""
     from smsgw.queue import QueueConsumer, send_to_dead_letter_queue
 
-    rt = runtime()
+    rt = runtime_of()
     if not rt.settings.dead_letter_queue_url:
         raise ConfigurationError("invalid or missing environment variables: DEAD_LETTER_QUEUE_URL")
     return QueueConsumer(
@@ -114,6 +172,15 @@ def queue_consumer(resolve: Resolve) -> QueueConsumer:
 
 def reset() -> None:
     """Forget configuration and clients (for tests that change the environment)."""
-    for cached in (get_settings, get_provider_settings, message_log, runtime, dynamodb_client, quota_client):
+    for cached in (
+        get_settings,
+        get_provider_settings,
+        get_router_settings,
+        message_log,
+        runtime,
+        router_runtime,
+        dynamodb_client,
+        quota_client,
+    ):
         cached.cache_clear()
     queue_consumer.cache_clear()

@@ -32,6 +32,13 @@ class NumberQuota(BaseModel):
     )
 
 
+class AttemptResult(BaseModel):
+    provider: str
+    operation: str
+    status: Status
+    provider_code: str | None
+
+
 class NumberResult(BaseModel):
     phone_number: str = Field(description="The number in E.164, whatever spelling the request used.")
     status: Status
@@ -40,6 +47,12 @@ class NumberResult(BaseModel):
     provider_message: str | None
     retry_safe: bool = Field(description="Whether sending this number again cannot produce a second SMS.")
     quota: NumberQuota | None = Field(default=None, exclude_if=_unset)
+    provider: str | None = Field(
+        default=None, description="POST /v1/messages: the provider that answered last.", exclude_if=_unset
+    )
+    attempts: list[AttemptResult] | None = Field(
+        default=None, description="POST /v1/messages: every provider tried, in order.", exclude_if=_unset
+    )
 
 
 class Summary(BaseModel):
@@ -126,6 +139,14 @@ class SendResponse(BaseModel):
                     provider_message=o.provider_message,
                     retry_safe=o.retry_safe,
                     quota=quota,
+                    provider=o.provider,
+                    attempts=[
+                        AttemptResult(
+                            provider=a.provider, operation=a.operation, status=a.status, provider_code=a.provider_code
+                        )
+                        for a in o.attempts
+                    ]
+                    or None,
                 )
             )
         shared = dict(reservation.shared_remaining) if reservation else {}
