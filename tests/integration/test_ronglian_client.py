@@ -106,8 +106,11 @@ def test_ambiguous_with_a_req_id_is_safe_to_retry(client: RonglianClient, sandbo
     sandbox.add_fault(Fault(kind="code", operation=OP, code="160064"))
     with_id = client.send(request(["13800138000"], req_id="r1")).outcomes[0]
     without = client.send(request(["13800138000"])).outcomes[0]
+    # The gateway's own reqId: a caller's resend is a new request with another reqId
+    tagged = client.send(request(["13800138000"]).with_gateway_id("gateway-request-1")).outcomes[0]
     assert (with_id.status, with_id.retry_safe) == (Status.AMBIGUOUS, True)
     assert (without.status, without.retry_safe) == (Status.AMBIGUOUS, False)
+    assert (tagged.status, tagged.retry_safe) == (Status.AMBIGUOUS, False)
 
 
 def test_read_timeout_is_ambiguous_and_safe_only_with_a_req_id(

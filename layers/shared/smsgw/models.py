@@ -23,6 +23,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     StringConstraints,
     ValidationInfo,
     model_validator,
@@ -301,14 +302,24 @@ class RonglianTemplateSmsRequest(SendRequest):
     def phones(self) -> list[str]:
         return list(self.phone_numbers)
 
+    _gateway_req_id: bool = PrivateAttr(default=False)
+
+    @property
+    def callers_req_id(self) -> bool:
+        """Whether the reqId is the caller's own: only then does the caller's resend reuse it."""
+        return self.req_id is not None and not self._gateway_req_id
+
     def with_gateway_id(self, message_id: str) -> Self:
-        """The provider drops a repeat of an accepted reqId, so the gateway's id makes resends safe."""
+        """The provider drops a repeat of an accepted reqId: the gateway's id ties this request's
+        chunks to one reqId each, so a chunk sent twice by the gateway itself is sent once."""
         if self.req_id is not None:
             return self
         req_id = message_id.replace("-", "")
         if not _REQ_ID.fullmatch(req_id):
             req_id = hashlib.md5(message_id.encode()).hexdigest()  # noqa: S324 - an identifier, not a MAC
-        return self.model_copy(update={"req_id": req_id})
+        tagged = self.model_copy(update={"req_id": req_id})
+        tagged._gateway_req_id = True
+        return tagged
 
 
 TemplateName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]

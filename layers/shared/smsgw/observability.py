@@ -43,7 +43,9 @@ class Reported(Protocol):
 def report_send(result: SendResult, caller: Reported, provider_ms: float | None = None) -> None:
     """One log line and one EMF document per send, each with its own provider and operation, so
     that sends of one invocation (the records of an SQS batch) never share or overwrite dimensions."""
-    counts = {status.value: result.count(status) for status in Status}
+    # Per handset: a number given twice in a request is one SMS, counted once.
+    first = {o.phone: o.status for o in reversed(result.outcomes)}
+    counts = {status.value: sum(1 for s in first.values() if s is status) for status in Status}
     logger.info(
         "send finished",
         extra={

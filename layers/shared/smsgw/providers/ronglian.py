@@ -178,7 +178,7 @@ class RonglianClient(ProviderClient[RonglianTemplateSmsRequest]):
 
     def _transport_retry_safe(self, request: RonglianTemplateSmsRequest, classified: Classified) -> bool:
         # With a reqId the provider drops a repeat of an accepted call.
-        return classified.retry_safe or request.req_id is not None
+        return classified.retry_safe or request.callers_req_id
 
     def _interpret(
         self, request: RonglianTemplateSmsRequest, chunk: Chunk, response: requests.Response
@@ -195,7 +195,7 @@ class RonglianClient(ProviderClient[RonglianTemplateSmsRequest]):
                 chunk, ACCEPTED, code=code, message="accepted", message_id=str(sid).strip() if sid else None
             )
         classified = classify_code(code)
-        if classified.status is Status.AMBIGUOUS and request.req_id is not None:
+        if classified.status is Status.AMBIGUOUS and request.callers_req_id:
             classified = Classified(Status.AMBIGUOUS, retry_safe=True)
         message = payload.get("statusMsg")
         return self.same_for_all(chunk, classified, code=code, message=None if message is None else str(message))
