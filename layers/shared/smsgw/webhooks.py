@@ -105,7 +105,7 @@ def check_destination(url: str, *, allow_loopback: bool = False, resolve: bool =
     except OSError:
         raise UnsafeDestination("callback_url's host does not resolve.") from None
     for address in addresses:
-        if _refused(ipaddress.ip_address(address.split("%")[0]), allow_loopback):
+        if _refused(ipaddress.ip_address(str(address).split("%")[0]), allow_loopback):
             raise UnsafeDestination("callback_url must not point at a private, loopback or link-local address.")
 
 
@@ -172,7 +172,7 @@ def deliver(event: Event, secret: str, post: Post, *, allow_loopback: bool = Fal
     }
     try:
         status = post(event.url, body, headers)
-    except Exception:  # noqa: BLE001 - any transport failure is a try to make again
+    except Exception:
         return Delivered(ok=False, retry=True, status=None)
     if 200 <= status < 300:
         return Delivered(ok=True, retry=False, status=status)
