@@ -98,11 +98,11 @@ class MemoryRecords:
         )
         return Claim(prior.scope, owner, request_id, tuple(numbers), lock_until, previous=held.answer)
 
-    def complete(self, claim: Claim, answer: Answer, *, log_item: dict[str, Any] | None = None) -> None:
+    def complete(self, claim: Claim, answer: Answer, *, puts: Sequence[dict[str, Any]] = ()) -> None:
         self._check("complete")
         self._finish(claim.scope, claim.owner, answer)
 
-    def settle(self, prior: Prior, answer: Answer, *, log_item: dict[str, Any] | None = None) -> None:
+    def settle(self, prior: Prior, answer: Answer, *, puts: Sequence[dict[str, Any]] = ()) -> None:
         self._check("settle")
         self._finish(prior.scope, prior.owner, answer)
 

@@ -66,6 +66,10 @@ class SendSettings(Settings):
     send_budget_seconds: float = Field(default=8.0, gt=0)
     request_budget_seconds: float = Field(default=25.0, gt=0)
     dead_letter_queue_url: str | None = None
+    # Webhooks: the queue their events go to (none: no webhooks), and whether loopback http
+    # destinations are allowed (the local stack only).
+    webhook_queue_url: str | None = None
+    webhook_allow_loopback: bool = False
 
     @field_validator("quota_timezone")
     @classmethod

@@ -166,18 +166,18 @@ class IdempotencyStore:
 
     # -- ending ------------------------------------------------------------------------------------
 
-    def complete(self, claim: Claim, answer: Answer, *, log_item: dict[str, Any] | None = None) -> None:
-        """Record what the attempt answered, with the message log's record, in one transaction."""
+    def complete(self, claim: Claim, answer: Answer, *, puts: Sequence[dict[str, Any]] = ()) -> None:
+        """Record what the attempt answered, with other puts (the message log's record), in one transaction."""
         try:
-            self._finish(claim.scope, claim.owner, "pending", answer, log_item)
+            self._finish(claim.scope, claim.owner, "pending", answer, puts)
         except _LostRace:
             # Only past its lock can another attempt have taken the record: this one ran too long.
             raise DependencyUnavailable("the idempotency record was taken over by a later attempt") from None
 
-    def settle(self, prior: Prior, answer: Answer, *, log_item: dict[str, Any] | None = None) -> None:
+    def settle(self, prior: Prior, answer: Answer, *, puts: Sequence[dict[str, Any]] = ()) -> None:
         """Record the answer of an attempt that ended without writing it."""
         try:
-            self._finish(prior.scope, prior.owner, prior.state, answer, log_item)
+            self._finish(prior.scope, prior.owner, prior.state, answer, puts)
         except _LostRace:
             raise IdempotencyInProgress("Another request with this Idempotency-Key is being processed.") from None
 
@@ -198,7 +198,7 @@ class IdempotencyStore:
             return False
         return True
 
-    def _finish(self, scope: str, owner: str, state: State, answer: Answer, log_item: dict[str, Any] | None) -> None:
+    def _finish(self, scope: str, owner: str, state: State, answer: Answer, puts: Sequence[dict[str, Any]]) -> None:
         update = {
             "TableName": self.table_name,
             "Key": {"id": {"S": scope}},
@@ -213,8 +213,7 @@ class IdempotencyStore:
             },
         }
         items: list[dict[str, Any]] = [{"Update": update}]
-        if log_item is not None:
-            items.append({"Put": log_item})
+        items += [{"Put": put} for put in puts]
         try:
             # One token for the call and botocore's own retries of it: DynamoDB applies it once.
             self.client.transact_write_items(TransactItems=items, ClientRequestToken=uuid.uuid4().hex)

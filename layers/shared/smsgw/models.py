@@ -155,8 +155,17 @@ def first_of_each(numbers: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(numbers))
 
 
+CallbackUrl = Annotated[
+    str,
+    StringConstraints(max_length=2048, pattern=r"^https?://[^\s]+$"),
+    Field(description="Where webhooks about this request's numbers go (https; see docs/webhooks.md)."),
+]
+
+
 class SendRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+
+    callback_url: CallbackUrl | None = None
 
     @property
     def phones(self) -> list[str]:

@@ -16,12 +16,14 @@ from botocore.config import Config
 from smsgw.clock import Budget
 from smsgw.config import SendSettings, credentials_model, get_provider_settings, get_router_settings, get_settings
 from smsgw.credentials import CredentialStore
+from smsgw.deliveries import DeliveryStore
 from smsgw.errors import ConfigurationError
 from smsgw.idempotency import IdempotencyStore
 from smsgw.messages import MessageLog
 from smsgw.quotas import QUOTA_RETRIES, QuotaLedger
 from smsgw.sender import Sender
 from smsgw.service import ProviderAccess, SendService
+from smsgw.tracking import Tracking, WebhookQueue
 
 if TYPE_CHECKING:
     from smsgw.admin import AdminKeys
@@ -65,6 +67,22 @@ def message_log() -> MessageLog:
         retention=timedelta(days=settings.message_retention_days),
         client=dynamodb_client(),
     )
+
+
+@lru_cache(maxsize=1)
+def sqs_client() -> Any:
+    return boto3.client("sqs", config=Config(connect_timeout=1, read_timeout=3, retries={"total_max_attempts": 2}))
+
+
+def tracking(settings: SendSettings) -> Tracking:
+    """Delivery tracking of a sending function: the receipt index, and webhooks if configured."""
+    deliveries = DeliveryStore(
+        settings.message_log_table_name,
+        client=dynamodb_client(),
+        retention_seconds=settings.message_retention_days * 86_400,
+    )
+    queue = WebhookQueue(settings.webhook_queue_url, client=sqs_client()) if settings.webhook_queue_url else None
+    return Tracking(deliveries, queue, allow_loopback=settings.webhook_allow_loopback)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +144,7 @@ def router_runtime() -> RouterRuntime:
     records = IdempotencyStore(
         settings.idempotency_table_name, expires_after_seconds=settings.idempotency_expiry_seconds, client=client
     )
-    sender = Sender(service, records, message_log())
+    sender = Sender(service, records, message_log(), tracking(settings))
     admin = AdminKeys(settings.config_table_name, client=client, cache_seconds=settings.template_cache_seconds)
     return RouterRuntime(settings, sender, service, templates, admin)
 
@@ -149,7 +167,7 @@ def runtime() -> ProviderRuntime:
         expires_after_seconds=settings.idempotency_expiry_seconds,
         client=dynamodb_client(),
     )
-    return ProviderRuntime(settings, Sender(service, records, message_log()), service)
+    return ProviderRuntime(settings, Sender(service, records, message_log(), tracking(settings)), service)
 
 
 @lru_cache(maxsize=4)
@@ -181,6 +199,7 @@ def reset() -> None:
         router_runtime,
         dynamodb_client,
         quota_client,
+        sqs_client,
     ):
         cached.cache_clear()
     queue_consumer.cache_clear()

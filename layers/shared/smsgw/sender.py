@@ -9,7 +9,7 @@ tested on in-memory fakes as well as on DynamoDB Local.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -22,8 +22,10 @@ from smsgw.observability import logger, report_send
 from smsgw.outcomes import Status
 from smsgw.schemas import RECORD_INCOMPLETE, SendResponse
 from smsgw.service import Caller, Delivery, Operation
+from smsgw.tracking import Tracking
 
 _LOG_WRITER = ThreadPoolExecutor(max_workers=4, thread_name_prefix="message-log")
+INLINE_INDEX_ITEMS = 90
 
 
 class Sends(Protocol):
@@ -50,9 +52,9 @@ class Records(Protocol):
 
     def take_over(self, prior: Prior, *, numbers: Sequence[str], lock_until: int, request_id: str) -> Claim: ...
 
-    def complete(self, claim: Claim, answer: Answer, *, log_item: dict[str, Any] | None = None) -> None: ...
+    def complete(self, claim: Claim, answer: Answer, *, puts: Sequence[dict[str, Any]] = ()) -> None: ...
 
-    def settle(self, prior: Prior, answer: Answer, *, log_item: dict[str, Any] | None = None) -> None: ...
+    def settle(self, prior: Prior, answer: Answer, *, puts: Sequence[dict[str, Any]] = ()) -> None: ...
 
     def release(self, claim: Claim) -> bool: ...
 
@@ -104,12 +106,15 @@ class Sent:
 class Sender:
     """One send as the API and the queue make it."""
 
-    def __init__(self, service: Sends, store: Records, log: Log) -> None:
+    def __init__(self, service: Sends, store: Records, log: Log, tracking: Tracking | None = None) -> None:
         self.service = service
         self.store = store
         self.log = log
+        self.tracking = tracking
 
     def send(self, operation: Operation, request: SendRequest, caller: Caller, budget: Budget, key: Key | None) -> Sent:
+        if self.tracking is not None:
+            self.tracking.check_callback(request.callback_url)
         if key is None:
             return self._send_unkeyed(operation, request, caller, budget)
         scope = f"{caller.tenant}#{key.route}#{key.value}"
@@ -145,7 +150,7 @@ class Sender:
                 answer = SendResponse.model_validate(prior.answer).merged(answer)
             body = answer.model_dump(mode="json")
             log_item = self.log.item(caller.tenant, answer.request_id, body, received_at=caller.received_at)
-            self.store.settle(prior, body, log_item=log_item)
+            self.store.settle(prior, body, puts=[log_item])
             logger.warning("an unrecorded attempt was settled as ambiguous", extra={"numbers": len(prior.numbers)})
             return Sent(answer, replayed=True)
         previous = SendResponse.model_validate(prior.answer or {})
@@ -164,12 +169,18 @@ class Sender:
             self.store.release(claim)
             raise
         response = SendResponse.of(caller.request_id, delivery.result, delivery.reservation)
+        fresh = response.model_dump(mode="json")  # this attempt's own results, before any merge
         if claim.previous is not None:
             response = SendResponse.model_validate(claim.previous).merged(response)
         body = response.model_dump(mode="json")
-        log_item = self.log.item(caller.tenant, caller.request_id, body, received_at=caller.received_at)
-        writing = _LOG_WRITER.submit(self.store.complete, claim, body, log_item=log_item)
+        puts = [self.log.item(caller.tenant, caller.request_id, body, received_at=caller.received_at)]
+        index = self._index(caller, fresh, request.callback_url)
+        # The receipt index joins the record's transaction while it fits (100 items a transaction).
+        inline = index if len(index) <= INLINE_INDEX_ITEMS else []
+        writing = _LOG_WRITER.submit(self.store.complete, claim, body, puts=[*puts, *inline])
+        follow = self._follow(caller, fresh, request.callback_url, [] if inline else index)
         report_send(delivery.result, caller, delivery.provider_ms)
+        self._followed(follow)
         return self._finished(response, writing.exception())
 
     def _send_unkeyed(self, operation: Operation, request: SendRequest, caller: Caller, budget: Budget) -> Sent:
@@ -180,8 +191,34 @@ class Sender:
         writing = _LOG_WRITER.submit(
             self.log.record, caller.tenant, caller.request_id, body, received_at=caller.received_at
         )
+        follow = self._follow(caller, body, request.callback_url, self._index(caller, body, request.callback_url))
         report_send(delivery.result, caller, delivery.provider_ms)
+        self._followed(follow)
         return self._finished(response, writing.exception())
+
+    def _index(self, caller: Caller, body: dict[str, Any], callback_url: str | None) -> list[dict[str, Any]]:
+        if self.tracking is None:
+            return []
+        return self.tracking.index_items(caller.tenant, caller.request_id, body, callback_url)
+
+    def _follow(
+        self, caller: Caller, body: dict[str, Any], callback_url: str | None, index: list[dict[str, Any]]
+    ) -> list[Future[None]]:
+        """The receipt index (when it is not in the record's write) and the accepted webhooks, at once."""
+        if self.tracking is None:
+            return []
+        tracking = self.tracking
+        jobs = [_LOG_WRITER.submit(tracking.write_index, index)] if index else []
+        if callback_url is not None:
+            jobs.append(_LOG_WRITER.submit(tracking.accepted, caller.tenant, caller.request_id, body, callback_url))
+        return jobs
+
+    @staticmethod
+    def _followed(jobs: list[Future[None]]) -> None:
+        # Delivery tracking is lost, not the send: the SMS are out and the answer says what happened.
+        for job in jobs:
+            if (failure := job.exception()) is not None:
+                logger.error("delivery tracking could not be set going", extra={"error": str(failure)})
 
     @staticmethod
     def _finished(response: SendResponse, failure: BaseException | None) -> Sent:
