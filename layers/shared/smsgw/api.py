@@ -4,7 +4,7 @@ route's dispatch to the send flow, and the handler each function exports."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Annotated, Any, cast
@@ -64,6 +64,7 @@ IdempotencyKeyHeader = Annotated[
     ),
 ]
 JSON_TYPES = frozenset({"application/json", "text/json"})
+XML_TYPES = frozenset({"application/xml", "text/xml"})
 
 
 def tenant_of(event: APIGatewayProxyEvent) -> str:
@@ -133,10 +134,11 @@ def proxy_error(status: int, error: GatewayError | ErrorInfo, event: dict[str, A
     }
 
 
-def check_body(event: dict[str, Any]) -> dict[str, Any] | None:
+def check_body(event: dict[str, Any], accepts: frozenset[str] = JSON_TYPES) -> dict[str, Any] | None:
     """A request body the API will not read is answered here, before routing; nothing is sent:
-    too large, not JSON, not UTF-8, not parseable (a 5,000-digit number, nesting 50,000 deep), or
-    with a key given twice. A base64-encoded body that passes is handed on decoded."""
+    too large, of a media type the function does not take, not UTF-8, JSON that is not parseable
+    (a 5,000-digit number, nesting 50,000 deep) or gives a key twice. A base64-encoded body that
+    passes is handed on decoded."""
     body = event.get("body")
     if not isinstance(body, str) or not body or "httpMethod" not in event:
         return None
@@ -145,12 +147,13 @@ def check_body(event: dict[str, Any]) -> dict[str, Any] | None:
         return proxy_error(413, ErrorInfo(code="payload_too_large", message=message), event)
     headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
     media_type = headers.get("content-type", "application/json").split(";")[0].strip().lower()
-    if media_type not in JSON_TYPES:
+    if media_type not in accepts:
         message = "Send the request as application/json."
         return proxy_error(415, ErrorInfo(code="unsupported_media_type", message=message), event)
     try:
         text = bodies.text_of(body, base64_encoded=event.get("isBase64Encoded") is True)
-        bodies.loads(text)
+        if media_type in JSON_TYPES:
+            bodies.loads(text)
     except InvalidRequest as exc:
         return proxy_error(400, exc, event)
     if text is not body:
@@ -209,6 +212,8 @@ def build_handler(
     docs: bool = True,
     queue: Resolve | None = None,
     runtime: RuntimeOf = runtime,
+    accepts: frozenset[str] = JSON_TYPES,
+    consume: Callable[[dict[str, Any], LambdaContext], Mapping[str, Any]] | None = None,
 ) -> Handler:
     """A function's handler: API Gateway events go to its routers, SQS batches (if `queue`
     says how to read their messages) to the queue consumer."""
@@ -235,6 +240,12 @@ def build_handler(
                 docs_enabled.set()
 
     cold = threading.Event()
+    consumer = consume
+    if consumer is None and queue is not None:
+        resolve = queue
+
+        def consumer(event: dict[str, Any], context: LambdaContext) -> Mapping[str, Any]:
+            return queue_consumer(resolve, runtime).handle(event, context)
 
     # Sends emit their own metrics (smsgw.observability.report_send); the invocation adds only
     # its cold start, so an invocation that sends nothing has nothing to flush or warn about.
@@ -244,12 +255,12 @@ def build_handler(
         if not cold.is_set():
             cold.set()
             metrics.provider.add_cold_start_metric(context)
-        if queue is not None and is_sqs(event):
+        if consumer is not None and is_sqs(event):
             # Each record's lines carry its own message id (see smsgw.queue).
             logger.set_correlation_id(None)
-            return dict(queue_consumer(queue, runtime).handle(event, context))
+            return dict(consumer(event, context))
         logger.set_correlation_id((event.get("requestContext") or {}).get("requestId"))
-        refused = check_body(event)
+        refused = check_body(event, accepts)
         if refused is not None:
             return refused
         if docs_path is not None and event.get("path") == docs_path and not docs_enabled.is_set():

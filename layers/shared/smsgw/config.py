@@ -146,6 +146,29 @@ def get_provider_settings() -> ProviderSettings:
     return ProviderSettings.from_env()
 
 
+class ReceiptSettings(Settings):
+    """The receipts function: the routes' token secret, its queue, and where webhooks go."""
+
+    receipt_token_secret_id: str = Field(min_length=1)
+    receipts_queue_url: str = Field(min_length=1)
+    secret_max_age_seconds: int = Field(default=300, ge=0)
+    webhook_queue_url: str | None = None
+
+
+class ReceiptTokenSecret(BaseModel):
+    """The receipt routes' path tokens, one per provider that pushes receipts."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    aliyun: str | None = Field(default=None, min_length=16)
+    ronglian: str | None = Field(default=None, min_length=16)
+
+
+@lru_cache(maxsize=1)
+def get_receipt_settings() -> ReceiptSettings:
+    return ReceiptSettings.from_env()
+
+
 @lru_cache(maxsize=1)
 def get_router_settings() -> RouterSettings:
     return RouterSettings.from_env()

@@ -4,7 +4,7 @@ function instance and on first use, so that a configuration error answers instea
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
@@ -14,7 +14,15 @@ import boto3
 from botocore.config import Config
 
 from smsgw.clock import Budget
-from smsgw.config import SendSettings, credentials_model, get_provider_settings, get_router_settings, get_settings
+from smsgw.config import (
+    ReceiptTokenSecret,
+    SendSettings,
+    credentials_model,
+    get_provider_settings,
+    get_receipt_settings,
+    get_router_settings,
+    get_settings,
+)
 from smsgw.credentials import CredentialStore
 from smsgw.deliveries import DeliveryStore
 from smsgw.errors import ConfigurationError
@@ -26,8 +34,11 @@ from smsgw.service import ProviderAccess, SendService
 from smsgw.tracking import Tracking, WebhookQueue
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
     from smsgw.admin import AdminKeys
     from smsgw.queue import QueueConsumer, Resolve
+    from smsgw.receiving import ReceiptConsumer, ReceiptsQueue, ReceiptTokens
     from smsgw.router import RouterService
     from smsgw.templates import TemplateStore
 
@@ -188,13 +199,53 @@ def queue_consumer(resolve: Resolve, runtime_of: RuntimeOf = runtime) -> QueueCo
     )
 
 
+@lru_cache(maxsize=1)
+def deliveries() -> DeliveryStore:
+    settings = get_settings()
+    retention = settings.message_retention_days * 86_400
+    return DeliveryStore(settings.message_log_table_name, client=dynamodb_client(), retention_seconds=retention)
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptsRuntime:
+    tokens: ReceiptTokens
+    queue: ReceiptsQueue
+    consumer: ReceiptConsumer
+
+
+@lru_cache(maxsize=1)
+def receipts_runtime() -> ReceiptsRuntime:
+    """The receipts function's objects, loaded only there."""
+    from smsgw.receiving import ReceiptConsumer, ReceiptsQueue, ReceiptTokens
+
+    settings = get_receipt_settings()
+    secret = CredentialStore(
+        settings.receipt_token_secret_id, ReceiptTokenSecret, max_age=settings.secret_max_age_seconds
+    )
+    retention = settings.message_retention_days * 86_400
+    deliveries = DeliveryStore(settings.message_log_table_name, client=dynamodb_client(), retention_seconds=retention)
+    webhooks = WebhookQueue(settings.webhook_queue_url, client=sqs_client()) if settings.webhook_queue_url else None
+    return ReceiptsRuntime(
+        ReceiptTokens(lambda: secret.get().model_dump()),
+        ReceiptsQueue(settings.receipts_queue_url, client=sqs_client()),
+        ReceiptConsumer(deliveries, webhooks),
+    )
+
+
+def receipts_consumer(event: dict[str, Any], context: LambdaContext) -> Mapping[str, Any]:
+    return receipts_runtime().consumer.handle(event, context)
+
+
 def reset() -> None:
     """Forget configuration and clients (for tests that change the environment)."""
     for cached in (
         get_settings,
         get_provider_settings,
         get_router_settings,
+        get_receipt_settings,
+        receipts_runtime,
         message_log,
+        deliveries,
         runtime,
         router_runtime,
         dynamodb_client,

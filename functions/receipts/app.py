@@ -1,0 +1,7 @@
+"""The receipts function: the providers' receipt routes, and the consumer of the receipts queue."""
+
+from smsgw.api import JSON_TYPES, XML_TYPES, build_handler
+from smsgw.routes.receipts import router
+from smsgw.runtime import receipts_consumer
+
+handler = build_handler("receipts", router, docs=False, accepts=JSON_TYPES | XML_TYPES, consume=receipts_consumer)
