@@ -48,6 +48,32 @@ def create_table(url: str, prefix: str, key: str = "pk", sort_key: str | None = 
     return name
 
 
+def create_message_log(url: str) -> str:
+    """The message log as template.yaml declares it: with the `open` index of receipt-awaiting calls."""
+    name = f"messages-{uuid.uuid4().hex[:8]}"
+    dynamodb_client(url).create_table(
+        TableName=name,
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "open_day", "AttributeType": "S"},
+            {"AttributeName": "accepted_at", "AttributeType": "N"},
+        ],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "open",
+                "KeySchema": [
+                    {"AttributeName": "open_day", "KeyType": "HASH"},
+                    {"AttributeName": "accepted_at", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return name
+
+
 @dataclass(frozen=True)
 class Tables:
     quota: str

@@ -14,7 +14,7 @@ from moto.server import ThreadedMotoServer
 from local.processes import DynamoDBLocal
 from local.sandbox import ProviderSandbox
 from smsgw import runtime
-from tests.support import NO_QUOTAS, Tables, create_table, free_port, secret_values
+from tests.support import NO_QUOTAS, Tables, create_message_log, create_table, free_port, secret_values
 
 
 @pytest.fixture(scope="session")
@@ -41,7 +41,7 @@ def tables(dynamodb_url: str) -> Tables:
     return Tables(
         quota=create_table(dynamodb_url, "quota"),
         idempotency=create_table(dynamodb_url, "idempotency", key="id"),
-        messages=create_table(dynamodb_url, "messages"),
+        messages=create_message_log(dynamodb_url),
     )
 
 

@@ -164,6 +164,26 @@ class ReceiptTokenSecret(BaseModel):
     ronglian: str | None = Field(default=None, min_length=16)
 
 
+class WebhookSettings(_FromEnv):
+    """The webhook function: the tenants' signing secrets, its queue and dead-letter queue."""
+
+    webhook_secret_id: str = Field(min_length=1)
+    webhook_queue_url: str = Field(min_length=1)
+    webhook_dead_letter_queue_url: str = Field(min_length=1)
+    webhook_allow_loopback: bool = False
+    secret_max_age_seconds: int = Field(default=300, ge=0)
+
+
+class ReconcileSettings(Settings):
+    """The reconciliation function: Aliyun's secret (to ask it), and where webhooks go."""
+
+    aliyun_secret_id: str | None = None
+    reconcile_after_seconds: int = Field(default=600, ge=60)
+    reconcile_max_queries: int = Field(default=1000, ge=0)
+    webhook_queue_url: str | None = None
+    secret_max_age_seconds: int = Field(default=300, ge=0)
+
+
 @lru_cache(maxsize=1)
 def get_receipt_settings() -> ReceiptSettings:
     return ReceiptSettings.from_env()

@@ -17,10 +17,10 @@ import ipaddress
 import json
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from smsgw.errors import InvalidRequest
@@ -177,3 +177,53 @@ def deliver(event: Event, secret: str, post: Post, *, allow_loopback: bool = Fal
     if 200 <= status < 300:
         return Delivered(ok=True, retry=False, status=status)
     return Delivered(ok=False, retry=status != 410, status=status)
+
+
+class Outbox(Protocol):
+    """Where events go back to (the webhook queue, with a delay) or end (its dead-letter queue)."""
+
+    def put(self, events: Sequence[Event], *, delay_seconds: int = 0) -> None: ...
+
+
+class WebhookSender:
+    """The webhook function: each queued event delivered, signed with its tenant's secret; a failed
+    delivery goes back to the queue with the next delay of `RETRY_DELAYS`, then to the dead-letter
+    queue. A message is done once each of its events is delivered, queued again or dead-lettered."""
+
+    def __init__(
+        self,
+        secrets: Callable[[], Mapping[str, Any]],
+        retries: Outbox,
+        dead_letters: Outbox,
+        post: Post,
+        *,
+        allow_loopback: bool = False,
+    ) -> None:
+        self.secrets = secrets
+        self.retries = retries
+        self.dead_letters = dead_letters
+        self.post = post
+        self.allow_loopback = allow_loopback
+
+    def process(self, body: str) -> None:
+        events = [Event.from_message(json.dumps(item)) for item in json.loads(body)]
+        later: dict[int, list[Event]] = {}
+        dead: list[Event] = []
+        for item in events:
+            secret = self.secrets().get(item.tenant)
+            outcome = (
+                deliver(item, secret, self.post, allow_loopback=self.allow_loopback)
+                if isinstance(secret, str)
+                else Delivered(ok=False, retry=False, status=None)
+            )
+            if outcome.ok:
+                continue
+            if outcome.retry and item.attempt < len(RETRY_DELAYS):
+                retry = Event(item.id, item.tenant, item.url, item.payload, item.attempt + 1)
+                later.setdefault(RETRY_DELAYS[item.attempt], []).append(retry)
+            else:
+                dead.append(item)
+        for delay, retried in later.items():
+            self.retries.put(retried, delay_seconds=delay)
+        if dead:
+            self.dead_letters.put(dead)

@@ -1,0 +1,5 @@
+"""The reconciliation function, on a schedule: numbers no receipt settled are asked about or expired."""
+
+from smsgw.workers import reconcile as handler
+
+__all__ = ["handler"]

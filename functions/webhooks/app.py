@@ -1,0 +1,5 @@
+"""The webhook function: the webhook queue's events, signed and delivered to the clients."""
+
+from smsgw.workers import send_webhooks as handler
+
+__all__ = ["handler"]

@@ -1,0 +1,120 @@
+"""The functions that only work behind the API: the webhook sender and reconciliation, each with
+its handler and the objects it is built from (on first use, so that a configuration error is
+reported by the invocation)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
+from typing import Any
+
+import requests
+from aws_lambda_powertools.utilities.batch import AsyncBatchProcessor, EventType, async_process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict
+
+from smsgw.config import ReconcileSettings, WebhookSettings, credentials_model
+from smsgw.credentials import CredentialStore
+from smsgw.deliveries import DeliveryStore
+from smsgw.observability import logger, tracer
+from smsgw.providers.base import no_retry_session
+from smsgw.receiving import ReceiptConsumer
+from smsgw.reconcile import Reconciler
+from smsgw.runtime import dynamodb_client, sqs_client
+from smsgw.tracking import WebhookQueue
+from smsgw.webhooks import WebhookSender
+
+_POOL = ThreadPoolExecutor(max_workers=10, thread_name_prefix="webhook")
+TIMEOUT = (3.0, 10.0)
+
+
+class WebhookSecrets(BaseModel):
+    """Each tenant's signing secret (`whsec_…`), by tenant."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+@lru_cache(maxsize=1)
+def webhook_sender() -> WebhookSender:
+    settings = WebhookSettings.from_env()
+    secrets = CredentialStore(settings.webhook_secret_id, WebhookSecrets, max_age=settings.secret_max_age_seconds)
+    session = no_retry_session(10)
+
+    def post(url: str, body: bytes, headers: Mapping[str, str]) -> int:
+        # Never follow a redirect: a 3xx is the receiver's answer, and a failure.
+        return session.post(url, data=body, headers=dict(headers), timeout=TIMEOUT, allow_redirects=False).status_code
+
+    return WebhookSender(
+        lambda: secrets.get().model_dump(),
+        WebhookQueue(settings.webhook_queue_url, client=sqs_client()),
+        WebhookQueue(settings.webhook_dead_letter_queue_url, client=sqs_client()),
+        post,
+        allow_loopback=settings.webhook_allow_loopback,
+    )
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler(capture_response=False)
+def send_webhooks(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    sender = webhook_sender()
+    processor = AsyncBatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+    async def record_handler(record: SQSRecord) -> None:
+        await asyncio.get_running_loop().run_in_executor(_POOL, sender.process, record.body)
+
+    return dict(
+        async_process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    )
+
+
+@lru_cache(maxsize=1)
+def reconciler() -> tuple[Reconciler, ReceiptConsumer]:
+    settings = ReconcileSettings.from_env()
+    retention = settings.message_retention_days * 86_400
+    deliveries = DeliveryStore(settings.message_log_table_name, client=dynamodb_client(), retention_seconds=retention)
+    query = None
+    if settings.aliyun_secret_id:
+        from smsgw.providers.aliyun import AliyunDeliveryQuery
+
+        store = CredentialStore(
+            settings.aliyun_secret_id, credentials_model("aliyun"), max_age=settings.secret_max_age_seconds
+        )
+        session: requests.Session = no_retry_session(4)
+
+        class LiveQuery:
+            def details(self, phone: str, biz_id: str, send_date: str) -> list[dict[str, Any]]:
+                credentials: Any = store.get()
+                return AliyunDeliveryQuery(credentials, session=session, timeout=TIMEOUT).details(
+                    phone, biz_id, send_date
+                )
+
+        query = LiveQuery()
+    webhooks = WebhookQueue(settings.webhook_queue_url, client=sqs_client()) if settings.webhook_queue_url else None
+    reconcile = Reconciler(
+        deliveries,
+        query,
+        after_seconds=settings.reconcile_after_seconds,
+        max_queries=settings.reconcile_max_queries,
+    )
+    return reconcile, ReceiptConsumer(deliveries, webhooks)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler(capture_response=False)
+def reconcile(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    run, announcer = reconciler()
+    summary = run.run()
+    announcer.announce(summary.changes)
+    report = {
+        "calls": summary.calls,
+        "queried": summary.queried,
+        "settled": summary.settled,
+        "expired": summary.expired,
+        "closed": summary.closed,
+        "errors": summary.errors,
+    }
+    logger.info("reconciliation finished", extra=report)
+    return report
