@@ -40,6 +40,16 @@ class Reported(Protocol):
     def correlation_id(self) -> str | None: ...
 
 
+def report_guard(window: object) -> None:
+    """A guard window went over and closed for its cool-down (the alarm's metric)."""
+    scope = getattr(window, "key", "").split("#")[1:3]
+    emf = EphemeralMetrics(namespace=NAMESPACE, service=SERVICE)
+    emf.add_dimension(name="guard", value=scope[0] if scope else "guard")
+    emf.add_metric(name="guard_closed", unit=MetricUnit.Count, value=1)
+    emf.flush_metrics()
+    logger.warning("guard closed", extra={"guard": "#".join(scope), "cooldown": getattr(window, "cooldown", 0)})
+
+
 def report_send(result: SendResult, caller: Reported, provider_ms: float | None = None) -> None:
     """One log line and one EMF document per send, each with its own provider and operation, so
     that sends of one invocation (the records of an SQS batch) never share or overwrite dimensions."""

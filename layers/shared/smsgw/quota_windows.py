@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from smsgw.errors import DependencyUnavailable
@@ -53,6 +54,45 @@ class Window:
     """The counter's attribute in that item."""
     limit: int
     ends_at: datetime
+    cooldown: int = 0
+    """Seconds a guard window that went over stays closed (0: not a guard window)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """A condition on another item that a number's take depends on: the item must not exist (an
+    opt-out). Checked in the same transaction as the number's counters."""
+
+    table: str
+    key: dict[str, Any]
+    scope: str
+    """The denial's scope when the item exists: `optout`."""
+
+
+@dataclass(frozen=True, slots=True)
+class Own:
+    """A number's own counters (one item), and the checks its take depends on."""
+
+    phone: str
+    windows: list[Window]
+    checks: tuple[Check, ...] = ()
+
+    @property
+    def counted(self) -> bool:
+        return bool(self.windows or self.checks)
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """A shared window and the numbers of the request it counts, each with its cost (one unit for
+    the account, the source IP, a number block or a country; a price for the budget)."""
+
+    window: Window
+    costs: dict[str, int]
+
+    @property
+    def wanted(self) -> int:
+        return sum(self.costs.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,9 +105,31 @@ class Denial:
 
 Counts = dict[str, int]
 """A counter item's windows as read or written: attribute → units used."""
-Taken = tuple[bool, Counts | None]
-"""What taking a unit from one item did: whether it was taken, and the counts after it (or, when
-refused, the counts that refused it); None where a transaction did not tell."""
+
+
+@dataclass(frozen=True, slots=True)
+class Took:
+    """What taking a number's unit did: whether it was taken, the counts after it (or, when its
+    own windows refused it, the counts that did); None where a transaction did not tell."""
+
+    taken: bool
+    counts: Counts | None = None
+    refused_by: str | None = None
+    """A check's scope when that check, not the number's windows, refused it."""
+    closed_until: int | None = None
+    """A guard window's cool-down end (epoch seconds), when that refused it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """What a request holds of a shared scope: its window, and the cost of each granted number."""
+
+    window: Window
+    costs: dict[str, int]
+
+    @property
+    def units(self) -> int:
+        return sum(self.costs.values())
 
 
 @dataclass(slots=True)
@@ -76,9 +138,10 @@ class Reservation:
 
     granted: dict[str, list[Window]] = field(default_factory=dict)
     denied: dict[str, Denial] = field(default_factory=dict)
-    shared: dict[str, tuple[Window, int]] = field(default_factory=dict)
-    """Per shared scope: its window and the units this request still holds."""
+    shared: dict[str, Hold] = field(default_factory=dict)
+    """Per shared counter (by key): what this request still holds of it."""
     shared_remaining: dict[str, int] = field(default_factory=dict)
+    """What is left today of the account, the source IP and the budget."""
     remaining: dict[str, int] = field(default_factory=dict)
     """Per granted number: what is left in its tightest window after this send (-1: no window).
     A number whose counts are not known (yet) is left out; see `wait_for_counts`."""
@@ -146,6 +209,20 @@ def shared_windows(limits: Limits, subject: Subject, now: datetime) -> list[Wind
     return found
 
 
+def shared_scopes(limits: Limits, subject: Subject, phones: Sequence[str], now: datetime) -> list[Scope]:
+    """The account's and the source IP's days, each counting every number once."""
+    return [Scope(window, dict.fromkeys(phones, 1)) for window in shared_windows(limits, subject, now)]
+
+
+def window_of(
+    scope: str, period: str, prefix: str, limit: int, now: datetime, *, zone: str, cooldown: int = 0
+) -> Window:
+    """A shared counter's window of this hour or day, in the quotas' zone."""
+    local = now.astimezone(ZoneInfo(zone))
+    window_id, ends_at = period_bounds(local, period)
+    return Window(scope, period, f"{prefix}#{period}#{window_id}", "used", limit, ends_at, cooldown)
+
+
 def counts_of(item: Mapping[str, object], windows: Sequence[Window]) -> Counts:
     """The counters of `windows` in a DynamoDB item (its attribute values as DynamoDB gives them)."""
     counts: Counts = {}
@@ -159,18 +236,28 @@ def left(windows: Sequence[Window], counts: Counts) -> int:
     return min((w.limit - counts[w.attribute] for w in windows), default=-1)
 
 
-def denial(window: Window, now: datetime) -> Denial:
-    seconds = (window.ends_at - now).total_seconds()
+def denial(window: Window, now: datetime, until: datetime | None = None) -> Denial:
+    seconds = ((until or window.ends_at) - now).total_seconds()
     return Denial(scope=window.scope, period=window.period, retry_after=max(int(seconds) + 1, 1))
+
+
+REPORTED_SCOPES = frozenset({"account", "ip", "budget"})
+"""The shared scopes whose remainder an answer reports (`quota_remaining`)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Share:
-    """What a shared scope took for a request: units held, and the counter after taking them."""
+    """What a shared scope took for a request: units held (the cost of its first numbers), the
+    counter after taking them, and for a guard window in its cool-down, until when."""
 
-    window: Window
+    scope: Scope
     units: int
     used: int
+    closed_until: datetime | None = None
+
+    @property
+    def window(self) -> Window:
+        return self.scope.window
 
 
 @dataclass(slots=True)
@@ -183,40 +270,61 @@ class Plan:
 
 def plan(
     phones: Sequence[str],
-    windows: Mapping[str, list[Window]],
-    taken: Mapping[str, Taken],
+    owns: Mapping[str, Own],
+    taken: Mapping[str, Took],
     shares: Sequence[Share],
     now: datetime,
 ) -> Plan:
     """Which numbers go, given what their own items and the shared scopes took: numbers refused by
-    their own windows are denied; the shared scopes' units go to the first numbers in the order
-    given; everything held for a number that does not go is given back."""
+    their own windows or checks are denied; each shared scope's units go to its first numbers in
+    the order given; everything held for a number that does not go is given back."""
     reservation = Reservation()
     give_back: list[tuple[list[Window], int]] = []
     unknown: dict[str, list[Window]] = {}
-    shared_units = min((s.units for s in shares), default=len(phones))
-    served = 0
+    held: dict[str, dict[str, int]] = {s.window.key: {} for s in shares}
     for phone in phones:
-        own = windows[phone]
-        took, counts = taken.get(phone, (True, {}))
-        if not took:
-            refused = [w for w in own if counts is not None and counts[w.attribute] + 1 > w.limit] or own
-            # The number can be sent again only once every full window has ended.
-            reservation.denied[phone] = denial(max(refused, key=lambda w: w.ends_at), now)
-        elif served >= shared_units:
+        own = owns[phone].windows
+        took = taken.get(phone, Took(True, {}))
+        if not took.taken:
+            reservation.denied[phone] = _own_denial(own, took, now)
+            continue
+        short = next(
+            (
+                s
+                for s in shares
+                if phone in s.scope.costs and sum(held[s.window.key].values()) + s.scope.costs[phone] > s.units
+            ),
+            None,
+        )
+        if short is not None:
             if own:
                 give_back.append((own, 1))
-            reservation.denied[phone] = denial(min(shares, key=lambda s: s.units).window, now)
+            reservation.denied[phone] = denial(short.window, now, short.closed_until)
+            continue
+        for share in shares:
+            if phone in share.scope.costs:
+                held[share.window.key][phone] = share.scope.costs[phone]
+        reservation.granted[phone] = own
+        if took.counts is None:
+            unknown[phone] = own
         else:
-            served += 1
-            reservation.granted[phone] = own
-            if counts is None:
-                unknown[phone] = own
-            else:
-                reservation.remaining[phone] = left(own, counts)
+            reservation.remaining[phone] = left(own, took.counts)
     for share in shares:
-        if share.units > served:
-            give_back.append(([share.window], share.units - served))
-        reservation.shared[share.window.scope] = (share.window, served)
-        reservation.shared_remaining[share.window.scope] = share.window.limit - (share.used - (share.units - served))
+        hold = Hold(share.window, held[share.window.key])
+        if share.units > hold.units:
+            give_back.append(([share.window], share.units - hold.units))
+        reservation.shared[share.window.key] = hold
+        if share.window.scope in REPORTED_SCOPES:
+            reservation.shared_remaining[share.window.scope] = share.window.limit - (
+                share.used - (share.units - hold.units)
+            )
     return Plan(reservation, give_back, unknown)
+
+
+def _own_denial(own: Sequence[Window], took: Took, now: datetime) -> Denial:
+    if took.refused_by is not None:
+        return Denial(scope=took.refused_by, period="", retry_after=0)
+    counts = took.counts
+    refused = [w for w in own if counts is not None and counts[w.attribute] + 1 > w.limit] or list(own)
+    # The number can be sent again only once every full window has ended.
+    return denial(max(refused, key=lambda w: w.ends_at), now)

@@ -22,6 +22,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from datetime import datetime
 from typing import Any
 
 from botocore.config import Config
@@ -29,18 +30,24 @@ from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnec
 
 from smsgw.clock import Clock, Deadline, utc_now
 from smsgw.errors import DependencyUnavailable
+from smsgw.observability import logger, report_guard
 from smsgw.quota_windows import (
+    Check,
     Counts,
+    Hold,
     Limits,
+    Own,
     Reservation,
+    Scope,
     Share,
     Subject,
-    Taken,
+    Took,
     Window,
     counts_of,
     left,
     phone_windows,
     plan,
+    shared_scopes,
     shared_windows,
 )
 
@@ -102,53 +109,63 @@ class QuotaLedger:
             return shared_windows(self.limits, subject, self.clock())
         return phone_windows(self.limits, subject, phone, self.clock())
 
-    def reserve(self, subject: Subject, phones: Sequence[str], deadline: Deadline = _NO_DEADLINE) -> Reservation:
-        """Take one unit per number (distinct numbers, in the order given) from its own windows and
-        from the shared scopes; the numbers that do not fit are denied."""
+    def reserve(
+        self,
+        subject: Subject,
+        phones: Sequence[str],
+        deadline: Deadline = _NO_DEADLINE,
+        *,
+        checks: Callable[[str], tuple[Check, ...]] | None = None,
+        scopes: Sequence[Scope] = (),
+    ) -> Reservation:
+        """Take one unit per number (distinct numbers, in the order given) from its own windows, if
+        its `checks` pass, and from the shared scopes (the account's and the source IP's, and any
+        `scopes` more: guard windows, a budget); the numbers that do not fit are denied."""
         calls = _Calls(self, deadline)
         now = self.clock()
-        windows = {phone: phone_windows(self.limits, subject, phone, now) for phone in phones}
-        shared = shared_windows(self.limits, subject, now)
-        counted = [phone for phone in phones if windows[phone]]
-        chunks = [counted[i : i + TRANSACTION_ITEMS] for i in range(0, len(counted), TRANSACTION_ITEMS)]
+        owns = {p: Own(p, phone_windows(self.limits, subject, p, now), checks(p) if checks else ()) for p in phones}
+        shared = [*shared_scopes(self.limits, subject, phones, now), *scopes]
+        counted = [owns[p] for p in phones if owns[p].counted]
+        per_chunk = TRANSACTION_ITEMS // (1 + max((len(o.checks) for o in counted), default=0))
+        chunks = [counted[i : i + per_chunk] for i in range(0, len(counted), per_chunk)]
 
-        shared_jobs = [self._pool.submit(calls.take, [w], len(phones)) for w in shared]
+        shared_jobs = [self._pool.submit(calls.take, [s.window], s.wanted) for s in shared]
         # The first chunk is taken in this thread, the others beside it: no hand-off for the usual send.
-        chunk_jobs = [self._pool.submit(calls.take_each, [windows[p] for p in chunk]) for chunk in chunks[1:]]
-        taken: dict[str, Taken] = {}
+        chunk_jobs = [self._pool.submit(calls.take_each, chunk) for chunk in chunks[1:]]
+        taken: dict[str, Took] = {}
         errors: list[BaseException] = []
         if chunks:
             try:
-                taken.update(zip(chunks[0], calls.take_each([windows[p] for p in chunks[0]]), strict=True))
+                taken.update(calls.take_each(chunks[0]))
             except DependencyUnavailable as exc:
                 errors.append(exc)
         # Nothing of this request is left running once it returns.
         running: list[Future[Any]] = [*shared_jobs, *chunk_jobs]
         wait(running)
-        for chunk, job in zip(chunks[1:], chunk_jobs, strict=True):
+        for job in chunk_jobs:
             if (error := job.exception()) is None:
-                taken.update(zip(chunk, job.result(), strict=True))
+                taken.update(job.result())
             else:
                 errors.append(error)
         errors += [error for job in shared_jobs if (error := job.exception()) is not None]
-        held = [(windows[p], 1) for p, (took, _) in taken.items() if took]
-        shared_taken = [(w, job.result()) for w, job in zip(shared, shared_jobs, strict=True) if not job.exception()]
-        held += [([w], len(phones)) for w, (took_all, _) in shared_taken if took_all]
+        held = [(owns[p].windows, 1) for p, took in taken.items() if took.taken and owns[p].windows]
+        shared_taken = [(s, job.result()) for s, job in zip(shared, shared_jobs, strict=True) if not job.exception()]
+        held += [([s.window], s.wanted) for s, took in shared_taken if took.taken]
         shares: list[Share] = []
         try:
             if errors:
                 raise errors[0]
-            for window, (took_all, counts) in shared_taken:
-                shares.append(calls.share(window, len(phones), took_all, counts))
-                if not took_all:
-                    held.append(([window], shares[-1].units))
+            for scope, took in shared_taken:
+                shares.append(calls.share(scope, took, now))
+                if not took.taken:
+                    held.append(([scope.window], shares[-1].units))
         except DependencyUnavailable:
             calls.abandon(held)  # a request that fails holds nothing
             raise
-        decided = plan(phones, windows, taken, shares, now)
+        decided = plan(phones, owns, taken, shares, now)
         # What the plan does not use goes back; what cannot go back stays counted, and is reported so.
         for (returned, units), done in zip(decided.give_back, calls.give_back(decided.give_back), strict=True):
-            if not done and returned[0].scope != "phone":
+            if not done and returned[0].scope in decided.reservation.shared_remaining:
                 decided.reservation.shared_remaining[returned[0].scope] -= units
         if decided.unknown:
             decided.reservation.reading = self._pool.submit(calls.read_remaining, decided.unknown)
@@ -162,16 +179,18 @@ class QuotaLedger:
             return True
         reservation.wait_for_counts()  # read before the counts change
         own = [p for p in returned if reservation.granted[p]]
-        shared = list(reservation.shared.items())
-        back = [(reservation.granted[p], 1) for p in own] + [([w], len(returned)) for _, (w, _) in shared]
+        shared = [(key, hold, sum(hold.costs.get(p, 0) for p in returned)) for key, hold in reservation.shared.items()]
+        back = [(reservation.granted[p], 1) for p in own] + [([hold.window], units) for _, hold, units in shared]
         done = _Calls(self, deadline).give_back(back)
         for p, given in zip(own, done, strict=False):
             if given and reservation.remaining.get(p, -1) >= 0:
                 reservation.remaining[p] += 1
-        for (scope, (window, units)), given in zip(shared, done[len(own) :], strict=True):
-            if given:
-                reservation.shared[scope] = (window, units - len(returned))
-                reservation.shared_remaining[scope] += len(returned)
+        for (key, hold, units), given in zip(shared, done[len(own) :], strict=True):
+            if given and units:
+                kept = {p: cost for p, cost in hold.costs.items() if p not in returned}
+                reservation.shared[key] = Hold(hold.window, kept)
+                if hold.window.scope in reservation.shared_remaining:
+                    reservation.shared_remaining[hold.window.scope] += units
         for p in returned:
             del reservation.granted[p]
         return all(done)
@@ -189,68 +208,91 @@ class _Calls:
         self.deadline = deadline
 
     def _update(self, windows: Sequence[Window], units: int) -> dict[str, Any]:
-        """The conditional update adding `units` to every window of one item, if each has room."""
+        """The conditional update adding `units` to every window of one item, if each has room (and,
+        for a guard window, if it is not in its cool-down)."""
         names = {f"#c{i}": w.attribute for i, w in enumerate(windows)}
         values = {f":r{i}": {"N": str(w.limit - units)} for i, w in enumerate(windows)}
         values[":n"] = {"N": str(units)}
         expires = max(w.ends_at for w in windows).timestamp() + TTL_GRACE_SECONDS
         values[":exp"] = {"N": str(int(expires))}
+        conditions = [f"(attribute_not_exists({n}) OR {n} <= :r{i})" for i, n in enumerate(names)]
+        if any(w.cooldown for w in windows):
+            values[":now"] = {"N": str(int(time.time()))}
+            conditions.append("(attribute_not_exists(closed_until) OR closed_until < :now)")
         return {
             "TableName": self.table_name,
             "Key": {"pk": {"S": windows[0].key}},
             "UpdateExpression": "ADD " + ", ".join(f"{n} :n" for n in names) + " SET expires_at = :exp",
-            "ConditionExpression": " AND ".join(
-                f"(attribute_not_exists({n}) OR {n} <= :r{i})" for i, n in enumerate(names)
-            ),
+            "ConditionExpression": " AND ".join(conditions),
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": values,
         }
 
-    def take(self, windows: Sequence[Window], units: int) -> tuple[bool, Counts]:
-        """Add `units` to one item's windows if all have room: (taken, counts after, or as they are)."""
+    def take(self, windows: Sequence[Window], units: int) -> Took:
+        """Add `units` to one item's windows if all have room: taken, with the counts after (or as
+        they are, and the item as it is, when refused)."""
         if any(units > w.limit for w in windows):
-            return False, self.read(windows)
+            return Took(False, self.read(windows))
         update = self._update(windows, units)
         update.update(ReturnValues="UPDATED_NEW", ReturnValuesOnConditionCheckFailure="ALL_OLD")
         try:
             answer = self.call("update_item", update, repeatable=False)
         except ClientError as exc:
             if _code(exc) == "ConditionalCheckFailedException":
-                return False, counts_of(exc.response.get("Item") or {}, windows)
+                item = exc.response.get("Item") or {}
+                return Took(False, counts_of(item, windows), closed_until=closed_until(item))
             raise _unavailable(exc) from exc
         except Exception as exc:
             raise _unavailable(exc) from exc
-        return True, counts_of(answer["Attributes"], windows)
+        return Took(True, counts_of(answer["Attributes"], windows))
 
-    def take_each(self, counters: Sequence[Sequence[Window]]) -> list[Taken]:
-        """One unit from each of up to 100 items, in one transaction: (taken, counts) per item. A
-        transaction does not tell the counts it left (None); a refusal tells the counts that refused."""
-        if len(counters) == 1:
-            return [self.take(counters[0], 1)]
-        results: dict[int, Taken] = {}
-        pending = list(range(len(counters)))
+    def take_each(self, owns: Sequence[Own]) -> dict[str, Took]:
+        """One unit from each number's item, and its checks, in one transaction: a transaction does
+        not tell the counts it left (None); a refusal tells the counts, or the check, that refused."""
+        if len(owns) == 1 and not owns[0].checks:
+            return {owns[0].phone: self.take(owns[0].windows, 1)}
+        results: dict[int, Took] = {}
+        pending = list(range(len(owns)))
         for attempt in range(TRANSACTION_ATTEMPTS):
-            if len(pending) <= 1:
+            if not pending or (len(pending) == 1 and not owns[pending[0]].checks):
                 break
-            refused, pending = self._transact(counters, pending, attempt)
+            refused, pending = self._transact(owns, pending, attempt)
             results.update(refused)
         for index in pending:  # a lone number, or a transaction that kept conflicting
             try:
-                results[index] = self.take(counters[index], 1)
+                results[index] = (
+                    self.take_each([owns[index]])[owns[index].phone]
+                    if owns[index].checks
+                    else (self.take(owns[index].windows, 1))
+                )
             except DependencyUnavailable:
-                self.abandon([(list(counters[i]), 1) for i, (took, _) in results.items() if took])
+                self.abandon([(owns[i].windows, 1) for i, took in results.items() if took.taken and owns[i].windows])
                 raise
-        return [results[i] for i in range(len(counters))]
+        return {owns[i].phone: results[i] for i in range(len(owns))}
 
-    def _transact(
-        self, counters: Sequence[Sequence[Window]], pending: list[int], attempt: int
-    ) -> tuple[dict[int, Taken], list[int]]:
-        """One transaction over the pending items: what it settled, and what is to be tried again."""
+    def _actions(self, own: Own) -> list[dict[str, Any]]:
+        actions = []
+        if own.windows:
+            actions.append(
+                {"Update": {**self._update(own.windows, 1), "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}
+            )
+        for check in own.checks:
+            actions.append(
+                {
+                    "ConditionCheck": {
+                        "TableName": check.table,
+                        "Key": check.key,
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                }
+            )
+        return actions
+
+    def _transact(self, owns: Sequence[Own], pending: list[int], attempt: int) -> tuple[dict[int, Took], list[int]]:
+        """One transaction over the pending numbers: what it settled, and what is to be tried again."""
+        actions = {index: self._actions(owns[index]) for index in pending}
         transaction = {
-            "TransactItems": [
-                {"Update": {**self._update(counters[i], 1), "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}
-                for i in pending
-            ],
+            "TransactItems": [action for index in pending for action in actions[index]],
             # The same token on a call made again after a lost answer: DynamoDB applies it once.
             "ClientRequestToken": str(uuid.uuid4()),
         }
@@ -258,39 +300,81 @@ class _Calls:
             self.call("transact_write_items", transaction, repeatable=True)
         except ClientError as exc:
             reasons = exc.response.get("CancellationReasons") or []
-            if _code(exc) != "TransactionCanceledException" or len(reasons) != len(pending):
+            if _code(exc) != "TransactionCanceledException" or len(reasons) != len(transaction["TransactItems"]):
                 raise _unavailable(exc) from exc
-            settled: dict[int, Taken] = {}
+            settled: dict[int, Took] = {}
             again = []
-            for index, reason in zip(pending, reasons, strict=True):
-                code = reason.get("Code")
-                if code == "ConditionalCheckFailed":
-                    settled[index] = (False, counts_of(reason.get("Item") or {}, counters[index]))
-                elif code in _RETRYABLE_CANCELLATIONS:
+            position = 0
+            for index in pending:
+                own, count = owns[index], len(actions[index])
+                mine = reasons[position : position + count]
+                position += count
+                verdict = self._verdict(own, mine, exc)
+                if verdict is None:
                     again.append(index)
                 else:
-                    raise _unavailable(exc) from exc
+                    settled[index] = verdict
             if len(again) == len(pending):
                 _pause(attempt)  # nothing refused: another writer was in the way
             return settled, again
         except Exception as exc:
             raise _unavailable(exc) from exc
-        return dict.fromkeys(pending, (True, None)), []
+        return dict.fromkeys(pending, Took(True, None)), []
 
-    def share(self, window: Window, wanted: int, took_all: bool, counts: Counts) -> Share:
-        """What a shared scope holds for a request: all of it, or as much as is left."""
+    @staticmethod
+    def _verdict(own: Own, reasons: Sequence[dict[str, Any]], exc: ClientError) -> Took | None:
+        """A number's share of a cancellation: refused (by a check, or by its windows), or None to try again."""
+        codes = [reason.get("Code") for reason in reasons]
+        checks = codes[1:] if own.windows else codes
+        for check, code in zip(own.checks, checks, strict=True):
+            if code == "ConditionalCheckFailed":
+                return Took(False, None, check.scope)
+        if own.windows and codes[0] == "ConditionalCheckFailed":
+            return Took(False, counts_of(reasons[0].get("Item") or {}, own.windows))
+        if all(code in _RETRYABLE_CANCELLATIONS for code in codes):
+            return None
+        raise _unavailable(exc)
+
+    def share(self, scope: Scope, took: Took, now: datetime) -> Share:
+        """What a shared scope holds for a request: all it wanted, or the cost of as many of its first
+        numbers as is left; a guard window that goes over closes for its cool-down."""
+        window = scope.window
+        counts = took.counts or {window.attribute: 0}
         used = counts[window.attribute]
-        if took_all:
-            return Share(window, wanted, used)
+        if took.taken:
+            return Share(scope, scope.wanted, used)
+        if took.closed_until is not None:  # a guard window in its cool-down
+            return Share(scope, 0, used, datetime.fromtimestamp(took.closed_until, now.tzinfo))
         for _ in range(10):  # racing other requests for what is left
-            units = min(wanted, window.limit - used)
+            units = _fitting(scope, window.limit - used)
             if units <= 0:
                 break
-            took, after = self.take([window], units)
-            used = after[window.attribute]
-            if took:
-                return Share(window, units, used)
-        return Share(window, 0, used)
+            again = self.take([window], units)
+            used = (again.counts or counts)[window.attribute]
+            if again.taken:
+                self._close(scope, units)
+                return Share(scope, units, used)
+        self._close(scope, 0)
+        return Share(scope, 0, used)
+
+    def _close(self, scope: Scope, units: int) -> None:
+        """A guard window that could not take all it wanted closes for its cool-down."""
+        window = scope.window
+        if not window.cooldown or units >= scope.wanted:
+            return
+        until = int(time.time()) + window.cooldown
+        update = {
+            "TableName": self.table_name,
+            "Key": {"pk": {"S": window.key}},
+            "UpdateExpression": "SET closed_until = :until",
+            "ExpressionAttributeValues": {":until": {"N": str(until)}},
+        }
+        try:
+            self.call("update_item", update, repeatable=True)
+        except Exception as exc:  # the window stays full for the hour: the guard holds without it
+            logger.warning("guard cool-down not written", extra={"error": type(exc).__name__})
+            return
+        report_guard(window)
 
     def read(self, windows: Sequence[Window]) -> Counts:
         read = {"TableName": self.table_name, "Key": {"pk": {"S": windows[0].key}}, "ConsistentRead": True}
@@ -384,6 +468,22 @@ class _Calls:
     def _last(self, attempt: int) -> bool:
         """Whether a failed call is not to be made again: attempts used up, or no time for one more."""
         return attempt + 1 == CALL_ATTEMPTS or not self.deadline.allows(CALL_SECONDS)
+
+
+def _fitting(scope: Scope, room: int) -> int:
+    """The cost of the scope's first numbers that fit in `room`."""
+    units = 0
+    for cost in scope.costs.values():
+        if units + cost > room:
+            break
+        units += cost
+    return units
+
+
+def closed_until(item: dict[str, Any]) -> int | None:
+    """A guard item's cool-down end, when one is set and not over."""
+    value = item.get("closed_until", {}).get("N")
+    return int(value) if value is not None and int(value) >= time.time() else None
 
 
 def _pause(attempt: int) -> None:
