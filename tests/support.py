@@ -93,7 +93,7 @@ class FakeContext:
 
 
 # Quotas off unless a test sets them: these tests send to the same numbers over and over.
-NO_QUOTAS = "phone_per_minute=0,phone_per_hour=0,phone_per_day=0,account_per_day=0,ip_per_day=0"
+NO_QUOTAS = "phone_per_minute=0,phone_per_hour=0,phone_per_day=0,account_per_day=0,ip_per_day=0,block_per_hour=0"
 
 
 def secret_values(provider: str, endpoint: str) -> dict[str, str]:

@@ -53,6 +53,8 @@ def aws(moto_url: str, dynamodb_url: str, tables: Tables, monkeypatch: pytest.Mo
         "IDEMPOTENCY_TABLE_NAME": tables.idempotency,
         "MESSAGE_LOG_TABLE_NAME": tables.messages,
         "QUOTA_LIMITS": NO_QUOTAS,
+        # Hong Kong and the others some tests send to, beside the deployment's default (mainland China)
+        "DEFAULT_ALLOWED_COUNTRIES": "CN,HK,MO,TW,SG,GB,US,JP,FR,DE,AU",
         "AWS_ENDPOINT_URL": moto_url,
         "AWS_REGION": "us-east-1",
         "AWS_DEFAULT_REGION": "us-east-1",

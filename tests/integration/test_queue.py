@@ -179,9 +179,9 @@ def test_a_delivery_claims_its_key_and_a_redelivery_meets_the_claim(
     assert polyv(sqs_event(("m-keyed", polyv_message(B, idempotencyKey="order-9")))) == []
     assert polyv(sqs_event(("m-again", polyv_message(B, idempotencyKey="order-9")))) == []
 
-    # A first delivery: the claim, the number's and the account's quota, the completion with its log
-    # record; nothing is read
-    assert (first[0], sorted(first[1:3]), first[3:]) == ("PutItem", ["UpdateItem"] * 2, ["TransactWriteItems"])
+    # A first delivery: the claim, the number's, the account's and its number block's counters, the
+    # completion with its log record; nothing is read
+    assert (first[0], sorted(first[1:4]), first[4:]) == ("PutItem", ["UpdateItem"] * 3, ["TransactWriteItems"])
     assert "GetItem" not in calls
     # A redelivery, or a producer's key used again, meets the record its first delivery left
     assert len(sandbox.calls) == 2
@@ -195,6 +195,6 @@ def test_a_queued_message_counts_against_its_tenant_and_no_source_ip(
     assert polyv(sqs_event(("m-ip", polyv_message(A, tenant="shop")))) == []
 
     keys = sorted(i["pk"]["S"] for i in dynamodb_client(dynamodb_url).scan(TableName=tables.quota)["Items"])
-    assert [k.split("#")[:2] for k in keys] == [["shop", "account"], ["shop", "phone"]]
+    assert [k.split("#")[:2] for k in keys] == [["shop", "account"], ["shop", "block"], ["shop", "phone"]]
     _, record = log_record("shop", "m-ip")
     assert set(record["quota_remaining"]) == {"account"}

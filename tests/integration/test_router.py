@@ -273,6 +273,7 @@ class TestOneQuotaPerHandset:
         items = dynamodb_client(dynamodb_url).scan(TableName=tables.quota)["Items"]
         assert sorted((i["pk"]["S"].split("#")[1:3], i.get("d", i.get("used"))["N"]) for i in items) == [
             (["account", "any"], "1"),
+            (["block", "86-1380013"], "1"),
             (["ip", "any"], "1"),
             (["phone", "any"], "1"),
         ]

@@ -70,6 +70,14 @@ class SendSettings(Settings):
     # destinations are allowed (the local stack only).
     webhook_queue_url: str | None = None
     webhook_allow_loopback: bool = False
+    # Tenant rules (countries, guard, budget, opt-outs) live in the configuration table; without
+    # one, every tenant has the deployment's defaults and no opt-out list.
+    config_table_name: str | None = None
+    default_allowed_countries: str = Field(default="CN", pattern=r"^[A-Z]{2}(,[A-Z]{2})*$")
+
+    @property
+    def allowed_countries(self) -> frozenset[str]:
+        return frozenset(self.default_allowed_countries.split(","))
 
     @field_validator("quota_timezone")
     @classmethod

@@ -21,9 +21,38 @@ class Status(StrEnum):
     """The request may have reached the provider (read timeout, reset after sending)."""
     QUOTA_EXCEEDED = "quota_exceeded"
     """Not sent: the gateway's own quota for the number, the account or the source IP is used up."""
+    BUDGET_EXCEEDED = "budget_exceeded"
+    """Not sent: the tenant's daily spend budget would be exceeded."""
+    BLOCKED_BY_GUARD = "blocked_by_guard"
+    """Not sent: the number's block (or country) is sent to too fast (SMS pumping guard)."""
+    OPTED_OUT = "opted_out"
+    """Not sent: the number is on the tenant's opt-out list."""
+    COUNTRY_NOT_ALLOWED = "country_not_allowed"
+    """Not sent: the tenant does not send to the number's country."""
 
 
-NOT_SENT = frozenset({Status.REJECTED, Status.RATE_LIMITED, Status.RETRYABLE, Status.QUOTA_EXCEEDED})
+GATEWAY_REFUSALS = frozenset(
+    {
+        Status.QUOTA_EXCEEDED,
+        Status.BUDGET_EXCEEDED,
+        Status.BLOCKED_BY_GUARD,
+        Status.OPTED_OUT,
+        Status.COUNTRY_NOT_ALLOWED,
+    }
+)
+"""Refused by the gateway before any provider call: no quota or budget kept, nothing sent."""
+WAIT_REFUSALS = frozenset({Status.QUOTA_EXCEEDED, Status.BUDGET_EXCEEDED, Status.BLOCKED_BY_GUARD})
+"""Gateway refusals that end with time: a request refused only by these answers 429."""
+DENIAL_STATUS = {
+    "phone": Status.QUOTA_EXCEEDED,
+    "account": Status.QUOTA_EXCEEDED,
+    "ip": Status.QUOTA_EXCEEDED,
+    "guard": Status.BLOCKED_BY_GUARD,
+    "budget": Status.BUDGET_EXCEEDED,
+    "optout": Status.OPTED_OUT,
+}
+"""The status of a number a quota scope refused (smsgw.quota_windows.Denial.scope)."""
+NOT_SENT = frozenset({Status.REJECTED, Status.RATE_LIMITED, Status.RETRYABLE}) | GATEWAY_REFUSALS
 """Outcomes where the provider definitely did not send: their quota units are given back."""
 
 

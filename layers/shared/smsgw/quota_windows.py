@@ -29,6 +29,9 @@ class Limits:
     phone_per_day: int = 10
     account_per_day: int = 2000
     ip_per_day: int = 2000
+    block_per_hour: int = 20
+    """Sends per hour to one number block (the SMS pumping guard; a tenant's rules may change it)."""
+    country_per_hour: int = 0
     timezone: str = "Asia/Shanghai"
 
 
@@ -305,10 +308,10 @@ def plan(
             if phone in share.scope.costs:
                 held[share.window.key][phone] = share.scope.costs[phone]
         reservation.granted[phone] = own
-        if took.counts is None:
+        if took.counts is None and own:
             unknown[phone] = own
         else:
-            reservation.remaining[phone] = left(own, took.counts)
+            reservation.remaining[phone] = left(own, took.counts or {})
     for share in shares:
         hold = Hold(share.window, held[share.window.key])
         if share.units > hold.units:

@@ -20,7 +20,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import datetime
 from typing import Any
@@ -129,27 +129,8 @@ class QuotaLedger:
         per_chunk = TRANSACTION_ITEMS // (1 + max((len(o.checks) for o in counted), default=0))
         chunks = [counted[i : i + per_chunk] for i in range(0, len(counted), per_chunk)]
 
-        shared_jobs = [self._pool.submit(calls.take, [s.window], s.wanted) for s in shared]
-        # The first chunk is taken in this thread, the others beside it: no hand-off for the usual send.
-        chunk_jobs = [self._pool.submit(calls.take_each, chunk) for chunk in chunks[1:]]
-        taken: dict[str, Took] = {}
-        errors: list[BaseException] = []
-        if chunks:
-            try:
-                taken.update(calls.take_each(chunks[0]))
-            except DependencyUnavailable as exc:
-                errors.append(exc)
-        # Nothing of this request is left running once it returns.
-        running: list[Future[Any]] = [*shared_jobs, *chunk_jobs]
-        wait(running)
-        for job in chunk_jobs:
-            if (error := job.exception()) is None:
-                taken.update(job.result())
-            else:
-                errors.append(error)
-        errors += [error for job in shared_jobs if (error := job.exception()) is not None]
+        taken, shared_taken, errors = self._take_all(calls, chunks, shared)
         held = [(owns[p].windows, 1) for p, took in taken.items() if took.taken and owns[p].windows]
-        shared_taken = [(s, job.result()) for s, job in zip(shared, shared_jobs, strict=True) if not job.exception()]
         held += [([s.window], s.wanted) for s, took in shared_taken if took.taken]
         shares: list[Share] = []
         try:
@@ -170,6 +151,40 @@ class QuotaLedger:
         if decided.unknown:
             decided.reservation.reading = self._pool.submit(calls.read_remaining, decided.unknown)
         return decided.reservation
+
+    def _take_all(
+        self, calls: _Calls, chunks: list[list[Own]], shared: list[Scope]
+    ) -> tuple[dict[str, Took], list[tuple[Scope, Took]], list[BaseException]]:
+        """Every take of a request at once: the numbers' chunks, the shared scopes one by one, and the
+        guard windows (one per number block: many) in transactions."""
+        singles = [scope for scope in shared if not scope.window.cooldown]
+        guards = [scope for scope in shared if scope.window.cooldown]
+        scope_jobs = [self._pool.submit(calls.take_scopes, [scope]) for scope in singles]
+        scope_jobs += [
+            self._pool.submit(calls.take_scopes, guards[i : i + TRANSACTION_ITEMS])
+            for i in range(0, len(guards), TRANSACTION_ITEMS)
+        ]
+        # The first chunk is taken in this thread, the others beside it: no hand-off for the usual send.
+        chunk_jobs = [self._pool.submit(calls.take_each, chunk) for chunk in chunks[1:]]
+        taken: dict[str, Took] = {}
+        errors: list[BaseException] = []
+        if chunks:
+            try:
+                taken.update(calls.take_each(chunks[0]))
+            except DependencyUnavailable as exc:
+                errors.append(exc)
+        # Nothing of this request is left running once it returns.
+        running: list[Future[Any]] = [*scope_jobs, *chunk_jobs]
+        wait(running)
+        shared_taken: list[tuple[Scope, Took]] = []
+        for job in running:
+            if (error := job.exception()) is not None:
+                errors.append(error)
+            elif job in scope_jobs:
+                shared_taken += job.result()
+            else:
+                taken.update(job.result())
+        return taken, shared_taken, errors
 
     def refund(self, reservation: Reservation, phones: Iterable[str], deadline: Deadline = _NO_DEADLINE) -> bool:
         """Give back the units of numbers the provider definitely did not send. The reservation's
@@ -246,6 +261,24 @@ class _Calls:
             raise _unavailable(exc) from exc
         return Took(True, counts_of(answer["Attributes"], windows))
 
+    def take_scopes(self, scopes: Sequence[Scope]) -> list[tuple[Scope, Took]]:
+        """What each shared scope can take of what it wants: alone, an update; several (guard windows),
+        one transaction, whose refusals name their windows and whose other scopes are taken again."""
+        if len(scopes) == 1:
+            return [(scopes[0], self.take([scopes[0].window], scopes[0].wanted))]
+        owns = [Own(scope.window.key, [scope.window]) for scope in scopes]
+        units = {scope.window.key: scope.wanted for scope in scopes}
+        results: dict[int, Took] = {}
+        pending = list(range(len(owns)))
+        for attempt in range(TRANSACTION_ATTEMPTS):
+            if len(pending) <= 1:
+                break
+            refused, pending = self._transact(owns, pending, attempt, units)
+            results.update(refused)
+        for index in pending:
+            results[index] = self.take([scopes[index].window], scopes[index].wanted)
+        return [(scope, results[i]) for i, scope in enumerate(scopes)]
+
     def take_each(self, owns: Sequence[Own]) -> dict[str, Took]:
         """One unit from each number's item, and its checks, in one transaction: a transaction does
         not tell the counts it left (None); a refusal tells the counts, or the check, that refused."""
@@ -270,11 +303,11 @@ class _Calls:
                 raise
         return {owns[i].phone: results[i] for i in range(len(owns))}
 
-    def _actions(self, own: Own) -> list[dict[str, Any]]:
+    def _actions(self, own: Own, units: int = 1) -> list[dict[str, Any]]:
         actions = []
         if own.windows:
             actions.append(
-                {"Update": {**self._update(own.windows, 1), "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}
+                {"Update": {**self._update(own.windows, units), "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}
             )
         for check in own.checks:
             actions.append(
@@ -288,9 +321,11 @@ class _Calls:
             )
         return actions
 
-    def _transact(self, owns: Sequence[Own], pending: list[int], attempt: int) -> tuple[dict[int, Took], list[int]]:
-        """One transaction over the pending numbers: what it settled, and what is to be tried again."""
-        actions = {index: self._actions(owns[index]) for index in pending}
+    def _transact(
+        self, owns: Sequence[Own], pending: list[int], attempt: int, units: Mapping[str, int] | None = None
+    ) -> tuple[dict[int, Took], list[int]]:
+        """One transaction over the pending items: what it settled, and what is to be tried again."""
+        actions = {index: self._actions(owns[index], (units or {}).get(owns[index].phone, 1)) for index in pending}
         transaction = {
             "TransactItems": [action for index in pending for action in actions[index]],
             # The same token on a call made again after a lost answer: DynamoDB applies it once.
@@ -330,7 +365,8 @@ class _Calls:
             if code == "ConditionalCheckFailed":
                 return Took(False, None, check.scope)
         if own.windows and codes[0] == "ConditionalCheckFailed":
-            return Took(False, counts_of(reasons[0].get("Item") or {}, own.windows))
+            item = reasons[0].get("Item") or {}
+            return Took(False, counts_of(item, own.windows), closed_until=closed_until(item))
         if all(code in _RETRYABLE_CANCELLATIONS for code in codes):
             return None
         raise _unavailable(exc)

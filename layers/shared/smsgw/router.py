@@ -32,9 +32,11 @@ from smsgw.observability import report_send
 from smsgw.operations import OPERATIONS
 from smsgw.outcomes import NOT_SENT, Attempt, NumberOutcome, SendResult, Status
 from smsgw.phones import region_of
+from smsgw.policy import Policy
+from smsgw.quota_windows import Reservation
 from smsgw.quotas import QuotaLedger, Subject
 from smsgw.routing import Decision, Route, decide, routes
-from smsgw.service import Caller, Delivery, Operation, ProviderAccess, give_back, quota_exceeded
+from smsgw.service import Caller, Delivery, Operation, ProviderAccess, give_back, refusal
 from smsgw.templates import Template, TemplateStore
 
 ANY_PROVIDER = "any"
@@ -64,11 +66,13 @@ class RouterService:
         templates: TemplateStore,
         circuit: CircuitBreaker,
         ledger: QuotaLedger,
+        policy: Policy,
         providers: Mapping[str, ProviderAccess],
     ) -> None:
         self.templates = templates
         self.circuit = circuit
         self.ledger = ledger
+        self.policy = policy
         self.providers = providers
 
     def template_for(self, tenant: str, request: MessageRequest) -> Template:
@@ -96,9 +100,10 @@ class RouterService:
         numbers = first_of_each(request.phones)
         plans = {n: routes(template.spec, n, providers=request.providers, seed=caller.request_id) for n in numbers}
         routable = [n for n in numbers if plans[n]]
-        reservation = self.ledger.reserve(
-            Subject(caller.tenant, ANY_PROVIDER, caller.source_ip), routable, budget.send_by
-        )
+        first = {n: (plans[n][0].provider, plans[n][0].operation) for n in routable}
+        gate = self.policy.gate(caller.tenant, routable, self.ledger.clock(), first.__getitem__)
+        subject = Subject(caller.tenant, ANY_PROVIDER, caller.source_ip)
+        reservation = self.ledger.reserve(subject, gate.allowed, budget.send_by, checks=gate.checks, scopes=gate.scopes)
         granted = [n for n in routable if n in reservation.granted]
         if granted and budget.send_by.expired():
             give_back(self.ledger, reservation, granted, budget)
@@ -110,22 +115,24 @@ class RouterService:
         unsent = [n for n in granted if n not in progress.last or progress.last[n].status in NOT_SENT]
         give_back(self.ledger, reservation, unsent, budget)
         reservation.wait_for_counts()
-        final: dict[str, NumberOutcome] = {}
-        for n in numbers:
-            if n not in plans or not plans[n]:
-                final[n] = _outcome(
-                    n, Status.REJECTED, "no_route", "No provider of the template serves this number.", final=True
-                )
-            elif n not in reservation.granted and n not in progress.last:
-                final[n] = quota_exceeded(n)
-            else:
-                last = progress.last.get(n) or _outcome(
-                    n, Status.RETRYABLE, "circuit_open", "Every provider is skipped."
-                )
-                final[n] = replace(last, attempts=tuple(progress.attempts.get(n, ())))
+        final = {n: self._final(n, plans[n], progress, gate.refused, reservation) for n in numbers}
         outcomes = tuple(final[p] for p in request.phones)
         result = SendResult(provider=ANY_PROVIDER, operation=template.name, outcomes=outcomes, calls=calls)
         return Delivery(result, reservation, (time.perf_counter() - started) * 1000 if calls else None)
+
+    @staticmethod
+    def _final(
+        number: str, plan: list[Route], progress: _Progress, refused: Mapping[str, Status], reservation: Reservation
+    ) -> NumberOutcome:
+        """A number's outcome: no route, refused before any provider, or its last provider's answer."""
+        if not plan:
+            return _outcome(number, Status.REJECTED, "no_route", "No provider of the template serves it.", final=True)
+        if number not in reservation.granted and number not in progress.last:
+            return refusal(number, refused.get(number), reservation.denied.get(number))
+        last = progress.last.get(number) or _outcome(
+            number, Status.RETRYABLE, "circuit_open", "Every provider skipped."
+        )
+        return replace(last, attempts=tuple(progress.attempts.get(number, ())))
 
     def _call_seconds(self) -> float:
         http = next(iter(self.providers.values())).http

@@ -31,8 +31,12 @@ class Guard(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    block_per_hour: int = Field(default=20, ge=0, description="0 switches the block limit off.")
-    country_per_hour: int = Field(default=0, ge=0, description="Sends per hour to one country; 0: no limit.")
+    block_per_hour: int | None = Field(
+        default=None, ge=0, description="Sends per hour to one number block; 0: off; none: the deployment's."
+    )
+    country_per_hour: int | None = Field(
+        default=None, ge=0, description="Sends per hour to one country; 0: off; none: the deployment's."
+    )
     cooldown_seconds: int = Field(default=3600, ge=60, description="How long a block that went over stays blocked.")
 
 

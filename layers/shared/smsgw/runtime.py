@@ -28,6 +28,7 @@ from smsgw.deliveries import DeliveryStore
 from smsgw.errors import ConfigurationError
 from smsgw.idempotency import IdempotencyStore
 from smsgw.messages import MessageLog
+from smsgw.policy import Policy
 from smsgw.quotas import QUOTA_RETRIES, QuotaLedger
 from smsgw.sender import Sender
 from smsgw.service import ProviderAccess, SendService
@@ -96,6 +97,17 @@ def tracking(settings: SendSettings) -> Tracking:
     return Tracking(deliveries, queue, allow_loopback=settings.webhook_allow_loopback)
 
 
+def policy(settings: SendSettings) -> Policy:
+    """A sending function's rules: the tenants' own from the configuration table, when it has one."""
+    from smsgw.rules import RuleStore
+
+    countries = settings.allowed_countries
+    rules = None
+    if settings.config_table_name:
+        rules = RuleStore(settings.config_table_name, client=dynamodb_client(), default_countries=countries)
+    return Policy(rules, settings.limits, default_countries=countries, config_table=settings.config_table_name)
+
+
 @dataclass(frozen=True, slots=True)
 class Runtime:
     """A sending function's objects: its settings and the send flow."""
@@ -151,7 +163,9 @@ def router_runtime() -> RouterRuntime:
         cooldown_seconds=settings.circuit_cooldown_seconds,
     )
     ledger = QuotaLedger(settings.quota_table_name, settings.limits, client_factory=quota_client)
-    service = RouterService(templates=templates, circuit=circuit, ledger=ledger, providers=providers)
+    service = RouterService(
+        templates=templates, circuit=circuit, ledger=ledger, policy=policy(settings), providers=providers
+    )
     records = IdempotencyStore(
         settings.idempotency_table_name, expires_after_seconds=settings.idempotency_expiry_seconds, client=client
     )
@@ -172,7 +186,7 @@ def runtime() -> ProviderRuntime:
     model = credentials_model(settings.provider)
     store = CredentialStore(settings.provider_secret_id, model, max_age=settings.secret_max_age_seconds)
     ledger = QuotaLedger(settings.quota_table_name, settings.limits, client_factory=quota_client)
-    service = SendService(settings, store, ledger)
+    service = SendService(settings, store, ledger, policy(settings))
     records = IdempotencyStore(
         settings.idempotency_table_name,
         expires_after_seconds=settings.idempotency_expiry_seconds,

@@ -8,7 +8,7 @@ from typing import Self
 
 from pydantic import BaseModel, Field
 
-from smsgw.outcomes import SendResult, Status
+from smsgw.outcomes import GATEWAY_REFUSALS, WAIT_REFUSALS, SendResult, Status
 from smsgw.quota_windows import Reservation
 
 PROVIDER_FAILURES = frozenset({Status.RETRYABLE, Status.AMBIGUOUS})
@@ -62,6 +62,10 @@ class Summary(BaseModel):
     retryable: int
     ambiguous: int
     quota_exceeded: int
+    budget_exceeded: int
+    blocked_by_guard: int
+    opted_out: int
+    country_not_allowed: int
 
     @classmethod
     def of(cls, statuses: Iterable[Status]) -> Summary:
@@ -87,6 +91,16 @@ class ErrorResponse(BaseModel):
 
 
 QUOTA_EXCEEDED = ErrorInfo(code="quota_exceeded", message="No number could be sent: its quota is used up.")
+WAITS = {
+    Status.QUOTA_EXCEEDED: QUOTA_EXCEEDED,
+    Status.BUDGET_EXCEEDED: ErrorInfo(
+        code="budget_exceeded", message="No number could be sent: the day's budget is spent."
+    ),
+    Status.BLOCKED_BY_GUARD: ErrorInfo(
+        code="blocked_by_guard", message="No number could be sent: their number block or country is sent to too fast."
+    ),
+}
+"""The 429 answers: no number could go, and time will change that (see Retry-After)."""
 PROVIDER_FAILED = ErrorInfo(
     code="provider_failed",
     message="No number was confirmed sent: `ambiguous` numbers may have been sent and must not be sent again.",
@@ -188,10 +202,11 @@ class SendResponse(BaseModel):
         statuses = [r.status for r in results]
         # Every number the provider was asked to send failed there; a refused credential counts:
         # the gateway's operators, not the caller, must fix it.
-        tried = [r for r in results if r.status is not Status.QUOTA_EXCEEDED]
+        tried = [r for r in results if r.status not in GATEWAY_REFUSALS]
+        waiting = [r.status for r in results if r.status in WAIT_REFUSALS]
         error = None
-        if not tried and results:
-            error = QUOTA_EXCEEDED
+        if not tried and waiting:
+            error = WAITS[waiting[0]]
         elif tried and all(r.status in PROVIDER_FAILURES or r.phone_number in auth_refused for r in tried):
             error = PROVIDER_FAILED
         return cls(
@@ -215,7 +230,7 @@ class SendResponse(BaseModel):
 
     def http_status(self) -> tuple[int, dict[str, str]]:
         """The HTTP status this answer goes out with, and its own headers."""
-        if self.error is not None and self.error.code == QUOTA_EXCEEDED.code:
+        if self.error is not None and self.error.code in {e.code for e in WAITS.values()}:
             waits = [r.quota.retry_after for r in self.results if r.quota and r.quota.retry_after is not None]
             return HTTPStatus.TOO_MANY_REQUESTS, {"Retry-After": str(min(waits, default=1))}
         if self.error is not None and self.error.code == PROVIDER_FAILED.code:

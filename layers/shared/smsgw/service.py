@@ -18,8 +18,10 @@ from smsgw.credentials import CredentialStore
 from smsgw.errors import DependencyUnavailable, GatewayError
 from smsgw.models import SendRequest, first_of_each
 from smsgw.observability import logger
-from smsgw.outcomes import NOT_SENT, NumberOutcome, SendResult, Status
+from smsgw.outcomes import DENIAL_STATUS, NOT_SENT, NumberOutcome, SendResult, Status
+from smsgw.policy import Policy
 from smsgw.providers.base import HttpSettings, ProviderClient
+from smsgw.quota_windows import Denial
 from smsgw.quotas import QuotaLedger, Reservation, Subject
 
 ClientFactory = Callable[[Any, SendSettings, HttpSettings], ProviderClient[Any]]
@@ -112,10 +114,13 @@ class ProviderAccess:
 class SendService:
     """Sends through one provider."""
 
-    def __init__(self, settings: ProviderSettings, store: CredentialStore[Any], ledger: QuotaLedger) -> None:
+    def __init__(
+        self, settings: ProviderSettings, store: CredentialStore[Any], ledger: QuotaLedger, policy: Policy
+    ) -> None:
         self.settings = settings
         self.provider = ProviderAccess(settings, store)
         self.ledger = ledger
+        self.policy = policy
 
     def send(self, operation: Operation, request: SendRequest, caller: Caller, budget: Budget) -> Delivery:
         """Raises (a `GatewayError`) only before the provider is called: then nothing was sent."""
@@ -123,8 +128,10 @@ class SendService:
         credentials = self.provider.credentials()
         request = request.with_gateway_id(caller.request_id)
         numbers = first_of_each(request.phones)
+        route = (operation.provider, operation.name)
+        gate = self.policy.gate(caller.tenant, numbers, self.ledger.clock(), lambda _: route)
         subject = Subject(tenant=caller.tenant, provider=operation.provider, source_ip=caller.source_ip)
-        reservation = self.ledger.reserve(subject, numbers, budget.send_by)
+        reservation = self.ledger.reserve(subject, gate.allowed, budget.send_by, checks=gate.checks, scopes=gate.scopes)
         granted = [p for p in numbers if p in reservation.granted]
         if granted and budget.send_by.expired():
             give_back(self.ledger, reservation, granted, budget)
@@ -139,7 +146,10 @@ class SendService:
             calls = result.calls
             give_back(self.ledger, reservation, [o.phone for o in result.outcomes if o.status in NOT_SENT], budget)
         reservation.wait_for_counts()
-        outcomes = tuple(sent.get(phone) or quota_exceeded(phone) for phone in request.phones)
+        outcomes = tuple(
+            sent.get(phone) or refusal(phone, gate.refused.get(phone), reservation.denied.get(phone))
+            for phone in request.phones
+        )
         result = SendResult(provider=operation.provider, operation=operation.name, outcomes=outcomes, calls=calls)
         return Delivery(result, reservation, provider_ms)
 
@@ -151,8 +161,11 @@ def give_back(ledger: QuotaLedger, reservation: Reservation, phones: list[str], 
         logger.warning("quota give-back failed", extra={"numbers": len(phones)})
 
 
-def quota_exceeded(phone: str) -> NumberOutcome:
-    return NumberOutcome(phone=phone, status=Status.QUOTA_EXCEEDED, retry_safe=True)
+def refusal(phone: str, status: Status | None, denial: Denial | None) -> NumberOutcome:
+    """A number the gateway refused before any provider call: by a rule, or by the scope that denied it."""
+    if status is None:
+        status = DENIAL_STATUS.get(denial.scope, Status.QUOTA_EXCEEDED) if denial else Status.QUOTA_EXCEEDED
+    return NumberOutcome(phone=phone, status=status, retry_safe=True)
 
 
 def merge(first: SendResult, retry: SendResult) -> SendResult:
