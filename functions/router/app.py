@@ -2,9 +2,12 @@
 
 from smsgw.api import build_handler
 from smsgw.routes import router as messages
-from smsgw.routes import templates
+from smsgw.routes import rules, templates
 from smsgw.runtime import router_runtime
 
 handler = build_handler(
-    "router", [messages.router, templates.router], queue=messages.queue_operation, runtime=router_runtime
+    "router",
+    [messages.router, templates.router, rules.router],
+    queue=messages.queue_operation,
+    runtime=router_runtime,
 )

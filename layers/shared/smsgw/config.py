@@ -161,6 +161,8 @@ class ReceiptSettings(Settings):
     receipts_queue_url: str = Field(min_length=1)
     secret_max_age_seconds: int = Field(default=300, ge=0)
     webhook_queue_url: str | None = None
+    config_table_name: str | None = None
+    default_allowed_countries: str = Field(default="CN", pattern=r"^[A-Z]{2}(,[A-Z]{2})*$")
 
 
 class ReceiptTokenSecret(BaseModel):

@@ -203,6 +203,24 @@ class DeliveryStore:
                     break
         return found
 
+    def record_feedback(self, tenant: str, request_id: str, phone: str, *, converted: bool) -> bool:
+        """A number's conversion feedback, kept once: True the first time, False for a repeat."""
+        item = {
+            "pk": {"S": f"feedback#{tenant}#{request_id}#{phone}"},
+            "converted": {"BOOL": converted},
+            "at": {"N": str(int(time.time()))},
+            "expires_at": {"N": str(int(time.time()) + self.retention)},
+        }
+        try:
+            self.client.put_item(TableName=self.table_name, Item=item, ConditionExpression="attribute_not_exists(pk)")
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise _unavailable(exc) from exc
+        except Exception as exc:
+            raise _unavailable(exc) from exc
+        return True
+
     # -- reconciliation ------------------------------------------------------------------------
 
     def open_calls(self, day: str, accepted_before: int) -> list[Indexed]:

@@ -40,6 +40,20 @@ class Reported(Protocol):
     def correlation_id(self) -> str | None: ...
 
 
+def report_destinations(accepted: list[tuple[str, str]], metric: str) -> None:
+    """Counts per destination, for the conversion rate: one EMF document per (country, number block),
+    aggregated by country, by block, and over all (`accepted` at send, `converted` on feedback)."""
+    groups: dict[tuple[str, str], int] = {}
+    for country, block in accepted:
+        groups[(country, block)] = groups.get((country, block), 0) + 1
+    for (country, block), count in groups.items():
+        emf = EphemeralMetrics(namespace=NAMESPACE, service=SERVICE)
+        emf.add_dimension(name="country", value=country)
+        emf.add_dimensions(block=block)  # a second dimension set: the same count by number block
+        emf.add_metric(name=metric, unit=MetricUnit.Count, value=count)
+        emf.flush_metrics()
+
+
 def report_guard(window: object) -> None:
     """A guard window went over and closed for its cool-down (the alarm's metric)."""
     scope = getattr(window, "key", "").split("#")[1:3]

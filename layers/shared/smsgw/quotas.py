@@ -388,16 +388,14 @@ class _Calls:
             again = self.take([window], units)
             used = (again.counts or counts)[window.attribute]
             if again.taken:
-                self._close(scope, units)
-                return Share(scope, units, used)
-        self._close(scope, 0)
-        return Share(scope, 0, used)
+                return Share(scope, units, used, self._close(scope, units, now))
+        return Share(scope, 0, used, self._close(scope, 0, now))
 
-    def _close(self, scope: Scope, units: int) -> None:
-        """A guard window that could not take all it wanted closes for its cool-down."""
+    def _close(self, scope: Scope, units: int, now: datetime) -> datetime | None:
+        """A guard window that could not take all it wanted closes for its cool-down: until when."""
         window = scope.window
         if not window.cooldown or units >= scope.wanted:
-            return
+            return None
         until = int(time.time()) + window.cooldown
         update = {
             "TableName": self.table_name,
@@ -409,8 +407,9 @@ class _Calls:
             self.call("update_item", update, repeatable=True)
         except Exception as exc:  # the window stays full for the hour: the guard holds without it
             logger.warning("guard cool-down not written", extra={"error": type(exc).__name__})
-            return
+            return None
         report_guard(window)
+        return datetime.fromtimestamp(until, now.tzinfo)
 
     def read(self, windows: Sequence[Window]) -> Counts:
         read = {"TableName": self.table_name, "Key": {"pk": {"S": windows[0].key}}, "ConsistentRead": True}

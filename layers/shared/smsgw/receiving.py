@@ -28,6 +28,7 @@ from smsgw.deliveries import Change, Delivery, DeliveryStore, Indexed
 from smsgw.errors import DependencyUnavailable, GatewayError
 from smsgw.observability import NAMESPACE, SERVICE, logger, mask_phone
 from smsgw.receipts import Receipt
+from smsgw.rules import RuleStore
 from smsgw.tracking import WebhookQueue
 from smsgw.webhooks import event
 
@@ -71,10 +72,17 @@ class Unmatched(Exception):
     """Receipts whose send is not (yet) recorded: the message comes back later."""
 
 
+OPT_OUT_REASONS = frozenset({"USER_REJECT", "MOBILE_IN_BLACK"})
+"""Aliyun's receipt codes saying the user refused the sender: an opt-out, where the tenant wants it."""
+
+
 class ReceiptConsumer:
-    def __init__(self, deliveries: DeliveryStore, webhooks: WebhookQueue | None) -> None:
+    def __init__(
+        self, deliveries: DeliveryStore, webhooks: WebhookQueue | None, rules: RuleStore | None = None
+    ) -> None:
         self.deliveries = deliveries
         self.webhooks = webhooks
+        self.rules = rules
 
     def handle(self, event: dict[str, Any], context: LambdaContext) -> Mapping[str, Any]:
         processor = AsyncBatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
@@ -116,9 +124,10 @@ class ReceiptConsumer:
         return unmatched
 
     def announce(self, changes: Sequence[Change]) -> None:
-        """The metrics and webhook events of status changes."""
+        """The metrics, opt-outs and webhook events of status changes."""
         for change in changes:
             report_delivery(change)
+            self._opt_out(change)
         events = [
             event(
                 c.indexed.tenant,
@@ -135,6 +144,14 @@ class ReceiptConsumer:
         ]
         if events and self.webhooks is not None:
             self.webhooks.put(events)
+
+    def _opt_out(self, change: Change) -> None:
+        if self.rules is None or change.reason not in OPT_OUT_REASONS:
+            return
+        tenant = change.indexed.tenant
+        if self.rules.applied(tenant).opt_out_on_receipts:
+            self.rules.opt_out(tenant, change.phone, reason=f"receipt:{change.reason}")
+            logger.info("opted out by a receipt", extra={"number": mask_phone(change.phone), "reason": change.reason})
 
 
 def report_delivery(change: Change) -> None:

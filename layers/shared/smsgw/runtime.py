@@ -231,8 +231,12 @@ class ReceiptsRuntime:
 def receipts_runtime() -> ReceiptsRuntime:
     """The receipts function's objects, loaded only there."""
     from smsgw.receiving import ReceiptConsumer, ReceiptsQueue, ReceiptTokens
+    from smsgw.rules import RuleStore
 
     settings = get_receipt_settings()
+    countries = frozenset(settings.default_allowed_countries.split(","))
+    table = settings.config_table_name
+    rules = RuleStore(table, client=dynamodb_client(), default_countries=countries) if table else None
     secret = CredentialStore(
         settings.receipt_token_secret_id, ReceiptTokenSecret, max_age=settings.secret_max_age_seconds
     )
@@ -242,7 +246,7 @@ def receipts_runtime() -> ReceiptsRuntime:
     return ReceiptsRuntime(
         ReceiptTokens(lambda: secret.get().model_dump()),
         ReceiptsQueue(settings.receipts_queue_url, client=sqs_client()),
-        ReceiptConsumer(deliveries, webhooks),
+        ReceiptConsumer(deliveries, webhooks, rules),
     )
 
 

@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from smsgw import phones
 from smsgw.clock import Budget
 from smsgw.errors import GatewayError
 from smsgw.idempotency import Answer, Claim, IdempotencyInProgress, IdempotencyKeyReused, Prior, fingerprint
 from smsgw.models import SendRequest, first_of_each
-from smsgw.observability import logger, report_send
+from smsgw.observability import logger, report_destinations, report_send
 from smsgw.outcomes import Status
+from smsgw.rules import block_of
 from smsgw.schemas import RECORD_INCOMPLETE, SendResponse
 from smsgw.service import Caller, Delivery, Operation
 from smsgw.tracking import Tracking
@@ -71,6 +73,15 @@ class Log(Protocol):
 
 Resend = Callable[[SendResponse], list[str]]
 """Which numbers of a finished attempt a new attempt with the same key sends again."""
+
+
+def report(delivery: Delivery, caller: Caller) -> None:
+    """A send's log line and metrics, and its accepted handsets by country and number block (the
+    denominator of the conversion rate)."""
+    report_send(delivery.result, caller, delivery.provider_ms)
+    accepted = {o.phone for o in delivery.result.outcomes if o.status is Status.ACCEPTED}
+    if accepted:
+        report_destinations([(phones.region_of(p), block_of(p)) for p in accepted], "accepted")
 
 
 def resend_if_nothing_sent(answer: SendResponse) -> list[str]:
@@ -179,7 +190,7 @@ class Sender:
         inline = index if len(index) <= INLINE_INDEX_ITEMS else []
         writing = _LOG_WRITER.submit(self.store.complete, claim, body, puts=[*puts, *inline])
         follow = self._follow(caller, fresh, request.callback_url, [] if inline else index)
-        report_send(delivery.result, caller, delivery.provider_ms)
+        report(delivery, caller)
         self._followed(follow)
         return self._finished(response, writing.exception())
 
@@ -192,7 +203,7 @@ class Sender:
             self.log.record, caller.tenant, caller.request_id, body, received_at=caller.received_at
         )
         follow = self._follow(caller, body, request.callback_url, self._index(caller, body, request.callback_url))
-        report_send(delivery.result, caller, delivery.provider_ms)
+        report(delivery, caller)
         self._followed(follow)
         return self._finished(response, writing.exception())
 

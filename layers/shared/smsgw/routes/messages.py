@@ -7,10 +7,15 @@ from typing import Annotated, Any, cast
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
+from pydantic import BaseModel, ConfigDict, Field
 
-from smsgw.api import tenant_of
+from smsgw import phones
+from smsgw.api import json_response, tenant_of
 from smsgw.deliveries import RECEIPT_PROVIDERS
-from smsgw.errors import GatewayError
+from smsgw.errors import GatewayError, InvalidRequest
+from smsgw.observability import report_destinations
+from smsgw.phones import PhoneError
+from smsgw.rules import block_of
 from smsgw.runtime import deliveries, message_log
 from smsgw.schemas import ErrorResponse
 
@@ -56,6 +61,50 @@ def get_message(requestId: Annotated[str, Path(min_length=1, max_length=128)]) -
         if result.get("status") == "accepted":
             result["delivery"] = delivery_of(result, record.get("provider"), known)
     return record
+
+
+class Feedback(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    phone_number: str = Field(min_length=4, max_length=20, description="Any spelling of a number of the request.")
+    converted: bool = Field(description="Whether the code sent to it was used (a sign the number is real).")
+
+
+class NotInRequest(GatewayError):
+    status_code = 404
+    code = "number_not_in_request"
+
+
+@router.post(
+    "/v1/messages/<requestId>/feedback",
+    summary="Say whether a sent code was used (conversion feedback)",
+    description="Once per number; feeds the conversion-rate metrics by country and number block.",
+    responses={
+        404: json_response(
+            ErrorResponse, "No such request (message_not_found), or number in it (number_not_in_request)."
+        ),
+        503: json_response(ErrorResponse, "DynamoDB is unavailable."),
+    },
+    tags=["messages"],
+)
+def post_feedback(requestId: Annotated[str, Path(min_length=1, max_length=128)], feedback: Feedback) -> dict[str, Any]:
+    tenant = tenant_of(cast(APIGatewayProxyEvent, router.current_event))
+    record = message_log().find(tenant, requestId)
+    if record is None:
+        raise MessageNotFound("No request with this id for this API key.")
+    try:
+        number = phones.international(feedback.phone_number)
+    except PhoneError as exc:
+        raise InvalidRequest(
+            "The phone number is invalid.",
+            details=[{"field": "body.phone_number", "type": "phone", "message": str(exc)}],
+        ) from None
+    if not any(r.get("phone_number") == number and r.get("status") == "accepted" for r in record.get("results") or []):
+        raise NotInRequest("No accepted number of this request is that one.")
+    first = deliveries().record_feedback(tenant, requestId, number, converted=feedback.converted)
+    if first and feedback.converted:
+        report_destinations([(phones.region_of(number), block_of(number))], "converted")
+    return {"phone_number": number, "converted": feedback.converted, "recorded": first}
 
 
 def delivery_of(result: dict[str, Any], provider: str | None, known: dict[str, dict[str, Any]]) -> dict[str, Any]:
