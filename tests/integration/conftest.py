@@ -14,7 +14,18 @@ from moto.server import ThreadedMotoServer
 from local.processes import DynamoDBLocal
 from local.sandbox import ProviderSandbox
 from smsgw import runtime
-from tests.support import NO_QUOTAS, Tables, create_message_log, create_table, free_port, secret_values
+from smsgw.admin import AdminKeys
+from tests.support import (
+    NO_QUOTAS,
+    ROUTER_ADMIN,
+    ROUTER_TENANT,
+    Tables,
+    create_message_log,
+    create_table,
+    dynamodb_client,
+    free_port,
+    secret_values,
+)
 
 
 @pytest.fixture(scope="session")
@@ -84,4 +95,32 @@ def deploy(aws: str, sandbox: ProviderSandbox, monkeypatch: pytest.MonkeyPatch, 
         return arn
 
     yield _deploy
+    runtime.reset()
+
+
+@pytest.fixture
+def config_table(dynamodb_url: str) -> str:
+    """A fresh configuration table, shaped as template.yaml's ConfigTable."""
+    return create_table(dynamodb_url, "config", sort_key="sk")
+
+
+@pytest.fixture
+def router(
+    aws: str, sandbox: ProviderSandbox, config_table: str, dynamodb_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[ProviderSandbox]:
+    """The router function with every provider's secret, the admin key registered, quotas off
+    unless a test sets them."""
+    secrets = boto3.client("secretsmanager")
+    for provider in ("polyv", "aliyun", "ronglian"):
+        arn = secrets.create_secret(
+            Name=f"{provider}-{uuid.uuid4().hex[:8]}", SecretString=json.dumps(secret_values(provider, sandbox.url))
+        )["ARN"]
+        monkeypatch.setenv(f"{provider.upper()}_SECRET_ID", arn)
+    monkeypatch.setenv("CONFIG_TABLE_NAME", config_table)
+    monkeypatch.setenv("CIRCUIT_FAILURE_THRESHOLD", "3")
+    monkeypatch.setenv("CIRCUIT_COOLDOWN_SECONDS", "2")
+    monkeypatch.delenv("PROVIDER", raising=False)
+    AdminKeys(config_table, client=dynamodb_client(dynamodb_url)).grant(ROUTER_ADMIN, ROUTER_TENANT)
+    runtime.reset()
+    yield sandbox
     runtime.reset()
