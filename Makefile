@@ -32,6 +32,8 @@ PORT ?= 3000
 STATE_DIR ?= .local-stack
 # The local stack's API key: fixed, so that the README's curl works as shown. Loopback only.
 API_KEY ?= local-dev-key
+# The local stack's admin API key: it saves the templates of API_KEY's tenant (PUT /v1/templates/…).
+ADMIN_API_KEY ?= local-admin-key
 
 .PHONY: help
 help: ## List the targets
@@ -73,7 +75,7 @@ install: $(DEV_STAMP) $(TOOLS_STAMP) $(NODE_STAMP) ## Create the virtualenvs and
 
 .PHONY: run
 run: $(RUN_STAMP) $(NODE_STAMP) ## The gateway on 127.0.0.1:3000 on a local stack (no AWS, no Docker); PORT=… to move it, STATE_DIR=… for a second one
-	$(PY) -m local.stack --port $(PORT) --api-key $(API_KEY) --state-dir $(STATE_DIR)
+	$(PY) -m local.stack --port $(PORT) --api-key $(API_KEY) $(if $(ADMIN_API_KEY),--admin-api-key $(ADMIN_API_KEY)) --state-dir $(STATE_DIR)
 
 .PHONY: invoke
 invoke: $(RUN_STAMP) ## One handler in process against the running stack: make invoke FUNCTION=PolyvFunction EVENT=events/polyv-send.json
