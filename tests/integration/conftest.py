@@ -13,6 +13,7 @@ from moto.server import ThreadedMotoServer
 
 from local.processes import DynamoDBLocal
 from local.sandbox import ProviderSandbox
+from scripts.tenants import Target
 from smsgw import runtime
 from smsgw.admin import AdminKeys
 from tests.support import (
@@ -124,3 +125,38 @@ def router(
     runtime.reset()
     yield sandbox
     runtime.reset()
+
+
+# -- API Gateway and CloudFormation in moto: the stack the command lines work on -------------------
+
+
+@pytest.fixture
+def session(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> boto3.session.Session:
+    """A boto3 session whose clients reach moto server."""
+    for name, value in {
+        "AWS_ENDPOINT_URL": moto_url,
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }.items():
+        monkeypatch.setenv(name, value)
+    return boto3.session.Session()
+
+
+@pytest.fixture
+def apigateway(session: boto3.session.Session) -> Any:
+    return session.client("apigateway")
+
+
+@pytest.fixture
+def target(apigateway: Any) -> Target:
+    """A deployed REST API with a `prod` stage, and a stack name no other test uses."""
+    api_id = apigateway.create_rest_api(name=f"gateway-{uuid.uuid4().hex[:8]}")["id"]
+    root = apigateway.get_resources(restApiId=api_id)["items"][0]["id"]
+    apigateway.put_method(
+        restApiId=api_id, resourceId=root, httpMethod="GET", authorizationType="NONE", apiKeyRequired=True
+    )
+    apigateway.put_integration(restApiId=api_id, resourceId=root, httpMethod="GET", type="MOCK")
+    apigateway.create_deployment(restApiId=api_id, stageName="prod")
+    return Target(stack=f"sms-gateway-{uuid.uuid4().hex[:8]}", api_id=api_id, stage="prod")
