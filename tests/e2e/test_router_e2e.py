@@ -134,6 +134,15 @@ class TestTemplates:
         assert (missing.status_code, missing.json()["error"]["code"]) == (404, "template_not_found")
 
 
+def test_the_routes_docs_need_no_api_key(router_stack: LocalStack) -> None:
+    page = requests.get(f"{router_stack.api_url}/v1/router/docs", timeout=30)
+    document = requests.get(f"{router_stack.api_url}/v1/router/docs?format=json", timeout=30)
+
+    assert (page.status_code, document.status_code) == (200, 200)
+    assert "swagger" in page.text.lower()
+    assert set(document.json()["paths"]) == {"/v1/messages", "/v1/templates/{name}"}
+
+
 def refuse(stack: LocalStack, sandbox: ProviderSandbox, how: str) -> None:
     """Aliyun refuses every number: a provider code, or connection refused on its own port."""
     if how == "down":
