@@ -42,9 +42,16 @@ LOG_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents"}
 UNSCOPED_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 # What Lambda's event source mapping needs from the function's role to poll a queue, and no more.
 CONSUME_ACTIONS = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
-# Templates (a query for the newest version, a conditional put of the next), admin keys (a read),
-# circuits (reads and conditional updates). No scan, no delete: a deleted template is a version too.
-CONFIG_ACTIONS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"}
+# Templates (a query for the newest version, a conditional put of the next), admin keys and tenant
+# rules (reads), circuits (reads and conditional updates), opt-outs (a ConditionCheck in each
+# number's quota transaction). No scan, no delete: a deleted template is a version too.
+CONFIG_ACTIONS = {
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:Query",
+    "dynamodb:ConditionCheckItem",
+}
 
 # Function → resource logical id → the actions it may have on it. Anything else fails.
 ALLOWED: dict[str, dict[str, set[str]]] = {
