@@ -32,6 +32,8 @@ PORT ?= 3000
 STATE_DIR ?= .local-stack
 # The local stack's API key: fixed, so that the README's curl works as shown. Loopback only.
 API_KEY ?= local-dev-key
+# The local stack's admin API key: it saves the templates of API_KEY's tenant (PUT /v1/templates/…).
+ADMIN_API_KEY ?= local-admin-key
 
 .PHONY: help
 help: ## List the targets
@@ -73,7 +75,7 @@ install: $(DEV_STAMP) $(TOOLS_STAMP) $(NODE_STAMP) ## Create the virtualenvs and
 
 .PHONY: run
 run: $(RUN_STAMP) $(NODE_STAMP) ## The gateway on 127.0.0.1:3000 on a local stack (no AWS, no Docker); PORT=… to move it, STATE_DIR=… for a second one
-	$(PY) -m local.stack --port $(PORT) --api-key $(API_KEY) --state-dir $(STATE_DIR)
+	$(PY) -m local.stack --port $(PORT) --api-key $(API_KEY) $(if $(ADMIN_API_KEY),--admin-api-key $(ADMIN_API_KEY)) --state-dir $(STATE_DIR)
 
 .PHONY: invoke
 invoke: $(RUN_STAMP) ## One handler in process against the running stack: make invoke FUNCTION=PolyvFunction EVENT=events/polyv-send.json
@@ -84,6 +86,21 @@ invoke: $(RUN_STAMP) ## One handler in process against the running stack: make i
 tenant: $(RUN_STAMP) ## Create a tenant (an API key with its own usage plan): make tenant NAME=shop-1 STACK=sms-gateway
 	@test -n "$(NAME)" -a -n "$(STACK)" || { echo "usage: make tenant NAME=shop-1 STACK=sms-gateway [RATE=50 BURST=100 QUOTA=10000] (the template's defaults)"; exit 2; }
 	$(PY) scripts/tenants.py create $(NAME) --stack $(STACK) $(if $(RATE),--rate $(RATE)) $(if $(BURST),--burst $(BURST)) $(if $(QUOTA),--quota $(QUOTA))
+
+# A template of POST /v1/messages, straight in the configuration table: a deployed stack's with STACK,
+# else the running local stack's (STATE_DIR). TENANT is an API key id (locally: the first key's).
+.PHONY: template
+template: $(RUN_STAMP) ## A tenant's template: make template ACTION=put NAME=login_code FILE=template.json [TENANT=… STACK=…]
+	@case "$(ACTION)" in put) test -n "$(NAME)" -a -n "$(FILE)";; get|delete) test -n "$(NAME)";; list) true;; *) false;; esac || { \
+		echo "usage: make template ACTION=put NAME=login_code FILE=template.json | ACTION=get|delete NAME=login_code | ACTION=list"; \
+		echo "       [TENANT=<API key id>] [STACK=sms-gateway] (without STACK: the local stack of STATE_DIR)"; exit 2; }
+	$(PY) scripts/templates.py $(ACTION) $(if $(filter-out list,$(ACTION)),$(NAME)) $(if $(filter put,$(ACTION)),$(FILE)) \
+		$(if $(TENANT),--tenant $(TENANT)) $(if $(STACK),--stack $(STACK),--local --state $(STATE_DIR)/state.json)
+
+.PHONY: admin-key
+admin-key: $(RUN_STAMP) ## An admin API key, for a tenant's templates: make admin-key NAME=shop-1-admin STACK=sms-gateway TENANT=<API key id>
+	@test -n "$(NAME)" -a -n "$(STACK)" -a -n "$(TENANT)" || { echo "usage: make admin-key NAME=shop-1-admin STACK=sms-gateway TENANT=<the tenant's API key id> [RATE=50 BURST=100 QUOTA=10000]"; exit 2; }
+	$(PY) scripts/templates.py admin-key $(NAME) --stack $(STACK) --tenant $(TENANT) $(if $(RATE),--rate $(RATE)) $(if $(BURST),--burst $(BURST)) $(if $(QUOTA),--quota $(QUOTA))
 
 # Each lock from its .txt file, keeping the versions it already pins unless UPGRADE=1: the layer's for
 # Lambda (arm64, CPython 3.13, wheels only, as layers/shared/Makefile installs it), the local stack's

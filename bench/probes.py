@@ -126,10 +126,11 @@ class Probe:
         serve = sandbox._serve_provider
         probe = self
 
-        def counted(handler: Any) -> None:
+        # The shared port passes the handler alone, a provider's own port its name too.
+        def counted(handler: Any, *port: Any) -> None:
             before = time.thread_time()
             try:
-                serve(handler)
+                serve(handler, *port)
             finally:
                 spent = time.thread_time() - before
                 with probe._lock:

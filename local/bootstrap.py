@@ -1,5 +1,6 @@
 """Creates what template.yaml declares in the local engines: secrets and queues in moto, tables in
-DynamoDB Local. Provider secrets hold the sandbox's accounts, pointed at the sandbox."""
+DynamoDB Local. Provider secrets hold the sandbox's accounts, each pointed at its provider's port of
+the sandbox (or at the sandbox's shared port)."""
 
 from __future__ import annotations
 
@@ -95,11 +96,21 @@ def _generated_secret(spec: Mapping[str, Any]) -> str:
 class Bootstrap:
     """Provisions the template's secrets, queues and tables; returns them as `Physical`s by logical id."""
 
-    def __init__(self, template: Template, *, moto_url: str, dynamodb_url: str, sandbox_url: str) -> None:
+    def __init__(
+        self,
+        template: Template,
+        *,
+        moto_url: str,
+        dynamodb_url: str,
+        sandbox_url: str,
+        sandbox_urls: Mapping[str, str] | None = None,
+    ) -> None:
+        """`sandbox_urls`: a provider's own URL, by provider; the others get `sandbox_url`."""
         self.template = template
         self.moto_url = moto_url
         self.dynamodb_url = dynamodb_url
         self.sandbox_url = sandbox_url
+        self.sandbox_urls = dict(sandbox_urls or {})
 
     def run(
         self, *, moto: bool = True, dynamodb: bool = True, existing: Mapping[str, Physical] | None = None
@@ -125,7 +136,7 @@ class Bootstrap:
         props = self.template.properties(logical_id)
         provider = self.template.secret_provider(logical_id)
         if provider is not None:
-            value = json.dumps(sandbox_secret(provider, self.sandbox_url))
+            value = json.dumps(sandbox_secret(provider, self.sandbox_urls.get(provider, self.sandbox_url)))
         elif "SecretString" in props:
             value = resolver.resolve_string(props["SecretString"])
         else:

@@ -1,7 +1,7 @@
 """The local stack: the whole gateway on 127.0.0.1, without AWS and without Docker.
 
-    python -m local.stack [--port 3000] [--host 127.0.0.1] [--api-key [ID=]KEY]... [--function-concurrency N]
-                          [--no-sqs-polling]
+    python -m local.stack [--port 3000] [--host 127.0.0.1] [--api-key [ID=]KEY]... [--admin-api-key [ID=]KEY]
+                          [--function-concurrency N] [--no-sqs-polling]
 
 DynamoDB Local, moto server, the provider sandbox, a pool of worker processes per function, the
 API Gateway emulator and the SQS pollers feeding the functions from their queues, all built from
@@ -25,10 +25,10 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import IO, Any, Self
+from typing import IO, Any, NamedTuple, Self
 
 from local.apigw import ApiGatewayEmulator, generate_api_key
-from local.bootstrap import Bootstrap
+from local.bootstrap import Bootstrap, client
 from local.processes import (
     DynamoDBLocal,
     FunctionPool,
@@ -58,6 +58,16 @@ _API_KEY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 # Lambda runs a function in as many environments as it has concurrent invocations; two per function
 # are enough to show what a module-level cache or a shared resource does across instances.
 DEFAULT_FUNCTION_CONCURRENCY = 2
+# The environment variable naming the table where the unified route finds its admin keys.
+CONFIG_TABLE_VARIABLE = "CONFIG_TABLE_NAME"
+# Routes the unified route answers for an admin API key only: the banner shows them with that key.
+ADMIN_PATHS = ("/v1/templates/",)
+
+
+def admin_item(key_id: str, tenant: str) -> dict[str, Any]:
+    """The configuration table's item that makes an API key its tenant's admin, as
+    `smsgw.admin.AdminKeys.grant` writes it (the stack does not load the gateway's package)."""
+    return {"pk": {"S": f"admin-key#{key_id}"}, "sk": {"S": "tenant"}, "tenant": {"S": tenant}}
 
 
 def resolve_api_keys(entries: Iterable[tuple[str | None, str]]) -> dict[str, str]:
@@ -154,6 +164,8 @@ class LocalStack:
         host: str = "127.0.0.1",
         api_key: str | None = None,
         api_keys: Mapping[str, str] | None = None,
+        admin_api_key: str | None = None,
+        admin_api_key_id: str | None = None,
         function_concurrency: int = DEFAULT_FUNCTION_CONCURRENCY,
         parameter_overrides: Mapping[str, str] | None = None,
         state_dir: Path | None = None,
@@ -161,7 +173,9 @@ class LocalStack:
         sqs_polling: bool = True,
     ) -> None:
         """`api_keys` maps key ids (tenants) to key values; `api_key` is a key with the id `local`.
-        Without either, one random key with the id `local`. `function_concurrency` is how many
+        Without either, one random key with the id `local`. `admin_api_key` is a key registered as
+        the admin of the first key's tenant (its templates), with the id `admin_api_key_id` (default:
+        the tenant's, then `-admin`). `function_concurrency` is how many
         workers (execution environments) each function gets. `state_dir` receives state.json and
         the engines' logs; `function_output` the handlers' logs (default: this process's stdout).
         `sqs_polling=False` leaves the queues alone: messages wait there until something reads them."""
@@ -175,6 +189,12 @@ class LocalStack:
         self.api_keys = resolve_api_keys([*([(None, api_key)] if api_key else []), *(api_keys or {}).items()])
         # The first key is the one the banner's examples and single-key callers use.
         self.api_key_id, self.api_key = next(iter(self.api_keys.items()))
+        self.admin_key: tuple[str, str] | None = None
+        if admin_api_key:
+            admin_id = admin_api_key_id or f"{self.api_key_id}-admin"
+            # The emulator must tell every key from every other, the admin's included.
+            resolve_api_keys([*self.api_keys.items(), (admin_id, admin_api_key)])
+            self.admin_key = (admin_id, admin_api_key)
         self.function_concurrency = function_concurrency
         self.state_dir = state_dir
         self._state = StateDir(state_dir) if state_dir is not None else None
@@ -213,6 +233,19 @@ class LocalStack:
         if part is None:
             raise StackError(f"{name} is not running: call start() first")
         return part
+
+    @property
+    def accepted_api_keys(self) -> dict[str, str]:
+        """Every key the API accepts, by id: the tenants' and the admin's."""
+        return {**self.api_keys, **dict([self.admin_key] if self.admin_key else [])}
+
+    def config_table(self) -> str | None:
+        """The table the functions read admin keys and templates from, if one names it."""
+        for function_id in self.functions:
+            table = self.template.environment(function_id, self.resources).get(CONFIG_TABLE_VARIABLE)
+            if table:
+                return table
+        return None
 
     @property
     def queues(self) -> dict[str, str]:
@@ -260,6 +293,7 @@ class LocalStack:
         self._moto.seed(MOTO_SEED)
         self._dynamodb.wait_ready()
         self.resources = self._bootstrap().run()
+        self._register_admin()
 
         for function_id, spec in self.functions.items():
             pool = FunctionPool(
@@ -280,7 +314,7 @@ class LocalStack:
                 apis=self.template.apis(),
                 routes=self.template.api_routes(),
                 invoke=self._invoke_for_api,
-                api_keys=self.api_keys,
+                api_keys=self.accepted_api_keys,
                 host=self.host,
                 port=self.api_port,
             )
@@ -303,9 +337,23 @@ class LocalStack:
 
     def _bootstrap(self) -> Bootstrap:
         assert self.sandbox is not None
+        # Each provider's secret points at its own port, so that one provider can go down alone.
         return Bootstrap(
-            self.template, moto_url=self.moto_url, dynamodb_url=self.dynamodb_url, sandbox_url=self.sandbox.url
+            self.template,
+            moto_url=self.moto_url,
+            dynamodb_url=self.dynamodb_url,
+            sandbox_url=self.sandbox.url,
+            sandbox_urls=self.sandbox.provider_urls,
         )
+
+    def _register_admin(self) -> None:
+        if self.admin_key is None:
+            return
+        table = self.config_table()
+        if table is None:
+            raise StackError(f"no function of the template has a {CONFIG_TABLE_VARIABLE}: no place for an admin key")
+        item = admin_item(self.admin_key[0], self.api_key_id)
+        client("dynamodb", self.dynamodb_url).put_item(TableName=table, Item=item)
 
     def _log(self, name: str) -> IO[Any] | int:
         if self.state_dir is None:
@@ -427,13 +475,20 @@ class LocalStack:
             "api_key": self.api_key,
             "api_key_id": self.api_key_id,
             "api_keys": [{"id": key_id, "value": value} for key_id, value in self.api_keys.items()],
+            "admin_api_key": (
+                None
+                if self.admin_key is None
+                else {"id": self.admin_key[0], "value": self.admin_key[1], "tenant": self.api_key_id}
+            ),
             "stage": self.stage_name,
             "moto_url": self.moto_url,
             "dynamodb_url": self.dynamodb_url,
             "sandbox_url": sandbox.url,
             "sandbox_control_url": sandbox.control_url,
+            "sandbox_provider_urls": sandbox.provider_urls,
             "endpoints": self.endpoints(),
             "resources": {name: physical.to_json() for name, physical in self.resources.items()},
+            "config_table": self.config_table(),
             "queues": self.queues,
             "sqs_polling": self._poller is not None,
             "function_concurrency": self.function_concurrency,
@@ -475,15 +530,32 @@ class LocalStack:
 # ---------------------------------------------------------------------------------------------
 
 
-def sample_requests(stack: LocalStack, events_dir: Path = EVENTS_DIR) -> list[tuple[str, str, str]]:
-    """(method, path, body) for each route that has a sample event in events/."""
-    bodies: dict[tuple[Any, Any], str] = {}
+class Sample(NamedTuple):
+    """A route's sample request from events/: the path as the event has it (its parameters filled in)."""
+
+    method: str
+    path: str
+    body: str
+    function_id: str
+
+
+def sample_requests(stack: LocalStack, events_dir: Path = EVENTS_DIR) -> list[Sample]:
+    """A sample for each route that has an event with a body in events/, in the template's order."""
+    samples: dict[tuple[Any, Any], tuple[str, str]] = {}
     for event_file in sorted(events_dir.glob("*.json")):
         event = json.loads(event_file.read_text())
         if isinstance(event, dict) and event.get("body"):
-            bodies.setdefault((event.get("httpMethod"), event.get("resource")), event["body"])
-    routes = [(r.method, r.path) for r in stack.template.api_routes()]
-    return [(method, path, bodies[method, path]) for method, path in routes if (method, path) in bodies]
+            route = (event.get("httpMethod"), event.get("resource"))
+            samples.setdefault(route, (str(event.get("path") or event.get("resource")), event["body"]))
+    return [
+        Sample(r.method, *samples[r.method, r.path], r.function_id)
+        for r in stack.template.api_routes()
+        if (r.method, r.path) in samples
+    ]
+
+
+def is_admin_path(path: str) -> bool:
+    return path.startswith(ADMIN_PATHS)
 
 
 def dead_letter_sources(stack: LocalStack) -> dict[str, str]:
@@ -522,10 +594,11 @@ def enqueue_command(stack: LocalStack, queue_url: str, body: str) -> str:
 def sample_messages(stack: LocalStack, events_dir: Path = EVENTS_DIR) -> list[tuple[str, str]]:
     """(queue logical id, body) for each polled queue whose function has a sample API request: a
     queue's message is the function's request body."""
-    functions = {(r.method, r.path): r.function_id for r in stack.template.api_routes()}
     bodies: dict[str, str] = {}
-    for method, path, body in sample_requests(stack, events_dir):
-        bodies.setdefault(functions[method, path], body)
+    for sample in sample_requests(stack, events_dir):
+        # A queued message is a send's body, never an admin request's.
+        if not is_admin_path(sample.path):
+            bodies.setdefault(sample.function_id, sample.body)
     return [
         (trigger.queue_id, bodies[trigger.function_id])
         for trigger in stack.queue_triggers()
@@ -543,10 +616,19 @@ def banner(stack: LocalStack, state_file: Path | None) -> str:
             f"  API key         {value}   (header x-api-key; key id, the tenant: {key_id})"
             for key_id, value in stack.api_keys.items()
         ),
+        *(
+            [
+                f"  Admin API key   {stack.admin_key[1]}   (key id {stack.admin_key[0]}: manages the templates of "
+                f"tenant {stack.api_key_id})"
+            ]
+            if stack.admin_key
+            else []
+        ),
         f"  Functions       {stack.function_concurrency} workers each, one invocation at a time per worker",
         f"  DynamoDB Local  {stack.dynamodb_url}",
         f"  moto            {stack.moto_url}   (Secrets Manager, SQS, CloudWatch)",
         f"  Sandbox         {stack.sandbox.url}   control {stack.sandbox.control_url}",
+        "                  " + ", ".join(f"{name} {url}" for name, url in stack.sandbox.provider_urls.items()),
     ]
     if state_file is not None:
         lines.append(f"  State           {state_file}")
@@ -568,19 +650,37 @@ def banner(stack: LocalStack, state_file: Path | None) -> str:
         else:
             role = ""
         lines.append(f"  {name:<26} {url:<{width}}   {role}".rstrip())
-    lines += ["", "Try it:"]
-    for method, path, body in sample_requests(stack):
-        compact = json.dumps(json.loads(body), ensure_ascii=False)
-        lines.append(
-            f"  curl -sS -X {method} {stack.api_url}{path} -H 'content-type: application/json' "
-            f"-H 'x-api-key: {stack.api_key}' -d {shlex.quote(compact)}"
-        )
+    lines += ["", "Try it:", *try_it(stack)]
     # One queue is enough to show the way; the others take the same command with their URL.
     for queue_id, body in sample_messages(stack)[:1]:
         lines.append(f"  # the same request as a message on {queue_id}:")
         lines.append(f"  {enqueue_command(stack, stack.queues[queue_id], body)}")
     lines.append("")
     return "\n".join(lines)
+
+
+def curl(stack: LocalStack, sample: Sample, key: str) -> str:
+    compact = json.dumps(json.loads(sample.body), ensure_ascii=False)
+    return (
+        f"  curl -sS -X {sample.method} {stack.api_url}{sample.path} -H 'content-type: application/json' "
+        f"-H 'x-api-key: {key}' -d {shlex.quote(compact)}"
+    )
+
+
+def try_it(stack: LocalStack) -> list[str]:
+    """A curl per sample request, with the first API key; a function's admin requests (a template
+    saved) go just before its first send, with the admin key, and only when the stack has one."""
+    samples = sample_requests(stack)
+    admin = [s for s in samples if is_admin_path(s.path)] if stack.admin_key else []
+    lines = []
+    for sample in (s for s in samples if not is_admin_path(s.path)):
+        first = [s for s in admin if s.function_id == sample.function_id]
+        if first and stack.admin_key:
+            lines.append("  # a template saved with the admin API key, then a send that names it:")
+            lines += [curl(stack, s, stack.admin_key[1]) for s in first]
+            admin = [s for s in admin if s not in first]
+        lines.append(curl(stack, sample, stack.api_key))
+    return lines
 
 
 def _parameter(text: str) -> tuple[str, str]:
@@ -614,6 +714,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=[],
         metavar="[ID=]KEY",
         help="an API key, with its id (the tenant; default 'local'); repeatable (default: one random key)",
+    )
+    parser.add_argument(
+        "--admin-api-key",
+        type=_api_key,
+        metavar="[ID=]KEY",
+        help="an API key registered as the admin of the first key's tenant: it saves that tenant's templates "
+        "(default id: the tenant's, then '-admin'; default: none)",
     )
     parser.add_argument(
         "--function-concurrency",
@@ -654,16 +761,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
 
-    stack = LocalStack(
-        template_path=args.template,
-        api_port=args.port,
-        host=args.host,
-        api_keys=api_keys,
-        function_concurrency=args.function_concurrency,
-        parameter_overrides=dict(args.parameter_overrides),
-        state_dir=args.state_dir,
-        sqs_polling=args.sqs_polling,
-    )
+    try:
+        stack = LocalStack(
+            template_path=args.template,
+            api_port=args.port,
+            host=args.host,
+            api_keys=api_keys,
+            admin_api_key=args.admin_api_key[1] if args.admin_api_key else None,
+            admin_api_key_id=args.admin_api_key[0] if args.admin_api_key else None,
+            function_concurrency=args.function_concurrency,
+            parameter_overrides=dict(args.parameter_overrides),
+            state_dir=args.state_dir,
+            sqs_polling=args.sqs_polling,
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
     print(f"Starting the local stack, its API on {args.host}:{args.port} ...", flush=True)
     try:
         stack.start()

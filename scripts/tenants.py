@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,13 +70,18 @@ class Tenant:
 # ---------------------------------------------------------------------------------------------
 
 
-def find_target(cloudformation: Any, stack: str) -> Target:
-    """The API id and stage of a deployed stack, from its outputs (or, on older stacks, its resources)."""
+def stack_outputs(cloudformation: Any, stack: str) -> dict[str, str]:
+    """A deployed stack's outputs, by key."""
     try:
         stacks = cloudformation.describe_stacks(StackName=stack)["Stacks"]
     except ClientError as exc:
         raise TenantError(f"stack {stack}: {exc.response['Error']['Message']}") from exc
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs") or []}
+    return {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs") or []}
+
+
+def find_target(cloudformation: Any, stack: str) -> Target:
+    """The API id and stage of a deployed stack, from its outputs (or, on older stacks, its resources)."""
+    outputs = stack_outputs(cloudformation, stack)
     api_id, stage = outputs.get("ApiId"), outputs.get("StageName")
     if not api_id or not stage:
         # Stacks deployed before the template had these outputs: SAM's logical ids for the API and stage.
@@ -154,8 +159,10 @@ def create_tenant(
     rate: float = DEFAULT_RATE,
     burst: int = DEFAULT_BURST,
     quota: int = DEFAULT_QUOTA,
+    tags: Mapping[str, str] | None = None,
 ) -> Tenant:
-    """An enabled API key and a usage plan bound to the target stage, holding only that key."""
+    """An enabled API key and a usage plan bound to the target stage, holding only that key;
+    `tags` adds to the ones that mark it as the stack's tenant."""
     if not TENANT_NAME.match(name):
         raise TenantError(f"tenant name {name!r}: up to 64 letters, digits, '.', '_' or '-', not starting with '.-_'")
     if rate <= 0 or burst < 1 or quota < 1:
@@ -163,7 +170,7 @@ def create_tenant(
     if _tenant_plans(apigateway, target, name) or _tenant_keys(apigateway, target, name):
         raise TenantError(f"tenant {name} already exists in stack {target.stack}")
 
-    tags = _tags(target, name)
+    tags = {**(tags or {}), **_tags(target, name)}
     key = apigateway.create_api_key(
         name=target.key_name(name), description=f"Tenant {name} of {target.stack}.", enabled=True, tags=tags
     )
@@ -219,21 +226,30 @@ def _say(line: str = "") -> None:
     print(line)
 
 
+def add_session_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--region", help="AWS region (default: boto3's)")
+    parser.add_argument("--profile", help="AWS profile (default: boto3's)")
+
+
+def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
+    """A new key's usage plan: the template's defaults unless told otherwise."""
+    parser.add_argument("--rate", type=float, default=DEFAULT_RATE, help="steady requests per second")
+    parser.add_argument("--burst", type=int, default=DEFAULT_BURST, help="burst of requests")
+    parser.add_argument("--quota", type=int, default=DEFAULT_QUOTA, help="requests per day")
+
+
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--stack", required=True, help="the gateway's CloudFormation stack; names the tenants")
     common.add_argument("--api-id", help="the REST API id (skips reading the stack's outputs)")
     common.add_argument("--stage", help="the API stage (with --api-id)")
-    common.add_argument("--region", help="AWS region (default: boto3's)")
-    common.add_argument("--profile", help="AWS profile (default: boto3's)")
+    add_session_arguments(common)
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     commands = parser.add_subparsers(dest="command", required=True)
     create = commands.add_parser("create", parents=[common], help="a new tenant: API key and usage plan")
     create.add_argument("name")
-    create.add_argument("--rate", type=float, default=DEFAULT_RATE, help="steady requests per second")
-    create.add_argument("--burst", type=int, default=DEFAULT_BURST, help="burst of requests")
-    create.add_argument("--quota", type=int, default=DEFAULT_QUOTA, help="requests per day")
+    add_plan_arguments(create)
     commands.add_parser("list", parents=[common], help="the stack's tenants")
     delete = commands.add_parser("delete", parents=[common], help="a tenant's API key and usage plan")
     delete.add_argument("name")
@@ -268,17 +284,26 @@ def run(args: argparse.Namespace, session: Any) -> None:
             _say(f"deleted api key id {key_id} of tenant {args.name}")
 
 
-def main(argv: Sequence[str] | None = None, session: Any = None) -> int:
-    args = _parser().parse_args(argv)
+def run_command(
+    run: Callable[[argparse.Namespace, Any], None],
+    args: argparse.Namespace,
+    session: Any,
+    refused: tuple[type[Exception], ...] = (TenantError,),
+) -> int:
+    """A command's exit status: 2 for what the script refuses, 1 for what AWS refuses."""
     try:
         run(args, session or boto3.session.Session(profile_name=args.profile, region_name=args.region))
-    except TenantError as exc:
+    except refused as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (ClientError, BotoCoreError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def main(argv: Sequence[str] | None = None, session: Any = None) -> int:
+    return run_command(run, _parser().parse_args(argv), session)
 
 
 if __name__ == "__main__":

@@ -92,6 +92,9 @@ class FakeContext:
         return 29_000
 
 
+# The unified route's tenant in process, and the API key id registered as its admin.
+ROUTER_ADMIN, ROUTER_TENANT = "admin-of-shop", "shop"
+
 # Quotas off unless a test sets them: these tests send to the same numbers over and over.
 NO_QUOTAS = "phone_per_minute=0,phone_per_hour=0,phone_per_day=0,account_per_day=0,ip_per_day=0,block_per_hour=0"
 

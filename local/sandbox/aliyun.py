@@ -76,6 +76,7 @@ ALIYUN_STATUS_CODES: dict[int, tuple[str, str]] = {
 
 
 class Aliyun(Provider):
+    NAME = "aliyun"
     ACTIONS = ("SendInterSms", "SendBatchSms")
     OPERATIONS: ClassVar[tuple[str, ...]] = tuple(f"aliyun.{action}" for action in ACTIONS)
     VERSION = "2017-05-25"

@@ -1,5 +1,5 @@
 """The control API: recorded calls and accepted numbers as JSON, faults to add and clear, a reset,
-and the provider listener taken down and brought back up."""
+and the provider listeners taken down and brought back up, all of them or one provider's."""
 
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ Answer = tuple[int, Any]
 
 
 def _describe(sandbox: ProviderSandbox, request: Request) -> Answer:
-    return 200, {"url": sandbox.url, "control_url": sandbox.control_url, "up": sandbox.is_up}
+    providers = {name: {"url": url, "up": sandbox.is_up_for(name)} for name, url in sandbox.provider_urls.items()}
+    return 200, {"url": sandbox.url, "control_url": sandbox.control_url, "up": sandbox.is_up, "providers": providers}
 
 
 def _calls(sandbox: ProviderSandbox, request: Request) -> Answer:
@@ -62,17 +63,28 @@ def _reset(sandbox: ProviderSandbox, request: Request) -> Answer:
     return 200, {"reset": True}
 
 
+def _provider(request: Request) -> str | None:
+    return dict(parse_qsl(request.query)).get("provider")
+
+
 def _down(sandbox: ProviderSandbox, request: Request) -> Answer:
-    sandbox.go_down()
-    return 200, {"up": False}
+    provider = _provider(request)
+    try:
+        sandbox.go_down(provider)
+    except ValueError as exc:
+        return 400, {"error": str(exc)}
+    return 200, {"up": False, **({"provider": provider} if provider else {})}
 
 
 def _up(sandbox: ProviderSandbox, request: Request) -> Answer:
+    provider = _provider(request)
     try:
-        sandbox.come_up()
+        sandbox.come_up(provider)
+    except ValueError as exc:
+        return 400, {"error": str(exc)}
     except OSError as exc:
         return 409, {"error": f"cannot listen again: {exc}"}
-    return 200, {"up": True}
+    return 200, {"up": True, **({"provider": provider} if provider else {})}
 
 
 ENDPOINTS: dict[tuple[str, str], Callable[[ProviderSandbox, Request], Answer]] = {

@@ -34,14 +34,15 @@ class Dispatcher:
             for provider in self.providers:
                 provider.forget()
 
-    def serve(self, handler: Handler) -> None:
+    def serve(self, handler: Handler, only: str | None = None) -> None:
+        """Answer one call; `only` names the provider whose port it came to (None: the shared port)."""
         state = self.state
         try:
             incoming = self.read(handler)
         except BadRequest as exc:
             self._refuse_unreadable(handler, exc)
             return
-        provider, operation, phones = self.route(incoming)
+        provider, operation, phones = self.route(incoming, only)
         body = incoming.json_body_or_none() if provider is None else provider.recorded_body(incoming)
         record: Record = functools.partial(state.record, incoming, operation, phones, body)
         if provider is None:
@@ -95,8 +96,9 @@ class Dispatcher:
             at=at,
         )
 
-    def route(self, incoming: Incoming) -> tuple[Provider | None, str, list[str]]:
-        for provider in self.providers:
+    def route(self, incoming: Incoming, only: str | None = None) -> tuple[Provider | None, str, list[str]]:
+        # A provider's own port answers its paths alone, as its real host would.
+        for provider in (p for p in self.providers if only in (None, p.NAME)):
             operation = provider.operation(incoming)
             if operation is not None:
                 return provider, operation, provider.phones(incoming)

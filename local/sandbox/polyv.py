@@ -39,6 +39,7 @@ def polyv_sign(params: Mapping[str, str | None], app_secret: str, signature_meth
 
 
 class Polyv(Provider):
+    NAME = "polyv"
     PATH = "/live/v4/user/sms/send"
     OPERATION = "polyv.send"
     OPERATIONS: ClassVar[tuple[str, ...]] = (OPERATION,)

@@ -67,7 +67,9 @@ class Provider(ABC):
     """One impersonated provider. The dispatcher calls `handle` with the sandbox's lock held, so a
     provider's own memory (daily counts, nonces, request ids) needs no lock of its own."""
 
-    # The operations it answers, as faults and recorded calls name them.
+    # Its name (the port of its own, `down?provider=`), and the operations it answers, as faults
+    # and recorded calls name them.
+    NAME: ClassVar[str]
     OPERATIONS: ClassVar[tuple[str, ...]]
 
     def __init__(self, state: State) -> None:

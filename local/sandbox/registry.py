@@ -10,4 +10,5 @@ from local.sandbox.ronglian import Ronglian
 
 PROVIDERS: tuple[type[Provider], ...] = (Polyv, Aliyun, Ronglian)
 
+NAMES: tuple[str, ...] = tuple(provider.NAME for provider in PROVIDERS)
 OPERATIONS: tuple[str, ...] = tuple(operation for provider in PROVIDERS for operation in provider.OPERATIONS)

@@ -54,6 +54,7 @@ RONGLIAN_MESSAGES: dict[str, str] = {
 
 
 class Ronglian(Provider):
+    NAME = "ronglian"
     PATH = re.compile(r"/2013-12-26/Accounts/([^/]+)/SMS/TemplateSMS")
     OPERATION = "ronglian.TemplateSMS"
     OPERATIONS: ClassVar[tuple[str, ...]] = (OPERATION,)

@@ -106,6 +106,28 @@ def strict_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStac
         yield stack
 
 
+ROUTER_KEYS = {"shop-1": "key-of-shop-1"}
+ROUTER_ADMIN_KEY = "admin-key-of-shop-1"
+
+
+@pytest.fixture(scope="session")
+def router_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """The gateway with an admin API key for its tenant, the unified route's quotas off (a thousand
+    numbers again and again), a provider read timeout of 2 s, so that a provider that answers too
+    late shows within seconds, and a short visibility timeout, so that a queued message held by
+    another delivery comes back soon."""
+    # The pumping guard off too: a thousand numbers share ten number blocks.
+    quotas = f"{QUOTAS_OFF},block_per_hour=0"
+    overrides = {"RouterQuotaLimits": quotas, "ProviderReadTimeout": "2", "QueueVisibilityTimeoutSeconds": "3"}
+    with running(
+        tmp_path_factory.mktemp("router-stack"),
+        parameter_overrides=overrides,
+        api_keys=ROUTER_KEYS,
+        admin_api_key=ROUTER_ADMIN_KEY,
+    ) as stack:
+        yield stack
+
+
 @pytest.fixture(scope="session")
 def readme_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """The gateway as `make run` starts it, default quotas and the Makefile's API key, for the

@@ -87,7 +87,7 @@ def test_every_function_has_a_pool_of_workers_each_its_own_process_with_the_same
 def test_every_part_listens_on_loopback_only(local_stack: LocalStack) -> None:
     assert local_stack.sandbox is not None
     urls = [local_stack.api_url, local_stack.moto_url, local_stack.dynamodb_url]
-    urls += [local_stack.sandbox.url, local_stack.sandbox.control_url]
+    urls += [local_stack.sandbox.url, local_stack.sandbox.control_url, *local_stack.sandbox.provider_urls.values()]
     urls += [url for pool in local_stack.workers.values() for url in pool.urls]
 
     for url in urls:
@@ -96,10 +96,12 @@ def test_every_part_listens_on_loopback_only(local_stack: LocalStack) -> None:
         assert addresses <= LOOPBACK_HEX, url
 
 
-def test_the_bootstrap_put_each_providers_sandbox_account_in_its_secret(local_stack: LocalStack) -> None:
+def test_the_bootstrap_put_each_providers_sandbox_account_in_its_secret_pointed_at_its_own_port(
+    local_stack: LocalStack,
+) -> None:
     assert local_stack.sandbox is not None
     secrets = aws("secretsmanager", local_stack.moto_url)
-    accounts, endpoint = DEFAULT_ACCOUNTS, local_stack.sandbox.url
+    accounts, endpoint = DEFAULT_ACCOUNTS, local_stack.sandbox.url_for
 
     values = {
         name: json.loads(secrets.get_secret_value(SecretId=local_stack.resources[name].ref)["SecretString"])
@@ -109,19 +111,19 @@ def test_the_bootstrap_put_each_providers_sandbox_account_in_its_secret(local_st
     assert values["PolyvSecret"] == {
         "app_id": accounts.polyv.app_id,
         "app_secret": accounts.polyv.app_secret,
-        "endpoint": endpoint,
+        "endpoint": endpoint("polyv"),
     }
     assert values["AliyunSecret"] == {
         "access_key_id": accounts.aliyun.access_key_id,
         "access_key_secret": accounts.aliyun.access_key_secret,
-        "endpoint": endpoint,
+        "endpoint": endpoint("aliyun"),
         "region_id": "cn-hangzhou",
     }
     assert values["RonglianSecret"] == {
         "account_sid": accounts.ronglian.account_sid,
         "auth_token": accounts.ronglian.auth_token,
         "app_id": accounts.ronglian.app_id,
-        "endpoint": endpoint,
+        "endpoint": endpoint("ronglian"),
     }
     listed = secrets.list_secrets()["SecretList"]
     assert {s["Name"]: {t["Key"]: t["Value"] for t in s["Tags"]}["sms-gateway:provider"] for s in listed} == {
@@ -196,6 +198,9 @@ def test_the_state_file_lets_other_commands_find_the_stack(local_stack: LocalSta
     }
     assert state["sandbox_url"] == local_stack.sandbox.url
     assert state["sandbox_control_url"] == local_stack.sandbox.control_url
+    assert state["sandbox_provider_urls"] == local_stack.sandbox.provider_urls
+    assert state["config_table"] == local_stack.resources["ConfigTable"].ref
+    assert state["admin_api_key"] is None
     assert state["moto_url"] == local_stack.moto_url
     assert state["dynamodb_url"] == local_stack.dynamodb_url
     assert state["queues"] == local_stack.queues
@@ -204,16 +209,17 @@ def test_the_state_file_lets_other_commands_find_the_stack(local_stack: LocalSta
     assert environment["AWS_ENDPOINT_URL"] == local_stack.moto_url
 
 
-PROVIDER_QUEUES = ("PolyvQueue", "AliyunQueue", "RonglianQueue")
+# Each sending function's queue: each provider's and the unified route's.
+POLLED_QUEUES = ("PolyvQueue", "AliyunQueue", "RonglianQueue", "RouterQueue")
 
 
-def test_every_queue_has_its_url_and_each_providers_queue_is_polled_into_its_function(local_stack: LocalStack) -> None:
+def test_every_queue_has_its_url_and_each_sending_functions_queue_is_polled_into_it(local_stack: LocalStack) -> None:
     sqs = aws("sqs", local_stack.moto_url)
     queues = local_stack.queues
 
     assert set(queues) == set(local_stack.template.of_type(QUEUE_TYPE))
-    assert set(queues) >= {*PROVIDER_QUEUES, *(name.replace("Queue", "DeadLetterQueue") for name in PROVIDER_QUEUES)}
-    for name in PROVIDER_QUEUES:
+    assert set(queues) >= {*POLLED_QUEUES, *(name.replace("Queue", "DeadLetterQueue") for name in POLLED_QUEUES)}
+    for name in POLLED_QUEUES:
         attributes = sqs.get_queue_attributes(QueueUrl=queues[name], AttributeNames=["All"])["Attributes"]
         dead_letters = sqs.get_queue_attributes(
             QueueUrl=queues[name.replace("Queue", "DeadLetterQueue")], AttributeNames=["QueueArn"]
@@ -223,8 +229,9 @@ def test_every_queue_has_its_url_and_each_providers_queue_is_polled_into_its_fun
         "PolyvQueue": "PolyvFunction",
         "AliyunQueue": "AliyunFunction",
         "RonglianQueue": "RonglianFunction",
+        "RouterQueue": "RouterFunction",
     }
-    assert set(local_stack.poller_stats()) == set(PROVIDER_QUEUES)
+    assert set(local_stack.poller_stats()) == set(POLLED_QUEUES)
 
 
 def test_drain_returns_once_the_polled_queues_are_empty(local_stack: LocalStack) -> None:
@@ -232,7 +239,7 @@ def test_drain_returns_once_the_polled_queues_are_empty(local_stack: LocalStack)
 
     local_stack.drain(timeout=30)
 
-    for name in PROVIDER_QUEUES:
+    for name in POLLED_QUEUES:
         attributes = sqs.get_queue_attributes(QueueUrl=local_stack.queues[name], AttributeNames=["All"])["Attributes"]
         assert attributes["ApproximateNumberOfMessages"] == attributes["ApproximateNumberOfMessagesNotVisible"] == "0"
 
@@ -354,10 +361,11 @@ def visible_messages(moto_url: str, queue_url: str) -> int:
     ("signum", "polling"), [(signal.SIGINT, True), (signal.SIGTERM, False)], ids=["ctrl-c", "sigterm-no-polling"]
 )
 def test_stopping_make_run_leaves_no_process_behind(tmp_path: Path, signum: signal.Signals, polling: bool) -> None:
-    # Given `python -m local.stack` running on a free port, with two tenants' keys
+    # Given `python -m local.stack` running on a free port, with two tenants' keys and an admin key
     output = (tmp_path / "output.log").open("wb")
     arguments = ["--port", str(free_port()), "--state-dir", str(tmp_path), "--function-concurrency", "1"]
     arguments += ["--api-key", "local-dev-key", "--api-key", "tenant-b=tenant-b-key"]
+    arguments += ["--admin-api-key", "the-admin-key"]
     arguments += [] if polling else ["--no-sqs-polling"]
     stack = subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
         [sys.executable, "-m", "local.stack", *arguments],
@@ -380,6 +388,7 @@ def test_stopping_make_run_leaves_no_process_behind(tmp_path: Path, signum: sign
             {"id": "local", "value": "local-dev-key"},
             {"id": "tenant-b", "value": "tenant-b-key"},
         ]
+        assert state["admin_api_key"] == {"id": "local-admin", "value": "the-admin-key", "tenant": "local"}
         assert requests.get(state["api_url"] + "/nowhere", timeout=10).status_code == 404
         assert state["sqs_polling"] is polling
         # A second `make run` from the same folder is refused, naming this one, and leaves its state alone

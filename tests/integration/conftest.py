@@ -13,8 +13,20 @@ from moto.server import ThreadedMotoServer
 
 from local.processes import DynamoDBLocal
 from local.sandbox import ProviderSandbox
+from scripts.tenants import Target
 from smsgw import runtime
-from tests.support import NO_QUOTAS, Tables, create_message_log, create_table, free_port, secret_values
+from smsgw.admin import AdminKeys
+from tests.support import (
+    NO_QUOTAS,
+    ROUTER_ADMIN,
+    ROUTER_TENANT,
+    Tables,
+    create_message_log,
+    create_table,
+    dynamodb_client,
+    free_port,
+    secret_values,
+)
 
 
 @pytest.fixture(scope="session")
@@ -85,3 +97,66 @@ def deploy(aws: str, sandbox: ProviderSandbox, monkeypatch: pytest.MonkeyPatch, 
 
     yield _deploy
     runtime.reset()
+
+
+@pytest.fixture
+def config_table(dynamodb_url: str) -> str:
+    """A fresh configuration table, shaped as template.yaml's ConfigTable."""
+    return create_table(dynamodb_url, "config", sort_key="sk")
+
+
+@pytest.fixture
+def router(
+    aws: str, sandbox: ProviderSandbox, config_table: str, dynamodb_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[ProviderSandbox]:
+    """The router function with every provider's secret, the admin key registered, quotas off
+    unless a test sets them."""
+    secrets = boto3.client("secretsmanager")
+    for provider in ("polyv", "aliyun", "ronglian"):
+        arn = secrets.create_secret(
+            Name=f"{provider}-{uuid.uuid4().hex[:8]}", SecretString=json.dumps(secret_values(provider, sandbox.url))
+        )["ARN"]
+        monkeypatch.setenv(f"{provider.upper()}_SECRET_ID", arn)
+    monkeypatch.setenv("CONFIG_TABLE_NAME", config_table)
+    monkeypatch.setenv("CIRCUIT_FAILURE_THRESHOLD", "3")
+    monkeypatch.setenv("CIRCUIT_COOLDOWN_SECONDS", "2")
+    monkeypatch.delenv("PROVIDER", raising=False)
+    AdminKeys(config_table, client=dynamodb_client(dynamodb_url)).grant(ROUTER_ADMIN, ROUTER_TENANT)
+    runtime.reset()
+    yield sandbox
+    runtime.reset()
+
+
+# -- API Gateway and CloudFormation in moto: the stack the command lines work on -------------------
+
+
+@pytest.fixture
+def session(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> boto3.session.Session:
+    """A boto3 session whose clients reach moto server."""
+    for name, value in {
+        "AWS_ENDPOINT_URL": moto_url,
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }.items():
+        monkeypatch.setenv(name, value)
+    return boto3.session.Session()
+
+
+@pytest.fixture
+def apigateway(session: boto3.session.Session) -> Any:
+    return session.client("apigateway")
+
+
+@pytest.fixture
+def target(apigateway: Any) -> Target:
+    """A deployed REST API with a `prod` stage, and a stack name no other test uses."""
+    api_id = apigateway.create_rest_api(name=f"gateway-{uuid.uuid4().hex[:8]}")["id"]
+    root = apigateway.get_resources(restApiId=api_id)["items"][0]["id"]
+    apigateway.put_method(
+        restApiId=api_id, resourceId=root, httpMethod="GET", authorizationType="NONE", apiKeyRequired=True
+    )
+    apigateway.put_integration(restApiId=api_id, resourceId=root, httpMethod="GET", type="MOCK")
+    apigateway.create_deployment(restApiId=api_id, stageName="prod")
+    return Target(stack=f"sms-gateway-{uuid.uuid4().hex[:8]}", api_id=api_id, stage="prod")

@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
+from local.sandbox import Fault, ProviderSandbox
 from local.template import Physical, Template, load_document
+from tests.integration.test_router import LOGIN_CODE, put_template, send
 from tests.support import call, event
 
 TEMPLATE_PATH = Path(__file__).parents[2] / "template.yaml"
@@ -23,6 +25,12 @@ SENDS = {
     ("aliyun", "aliyun-send.json"): ("aliyun", "SendInterSms"),
     ("aliyun", "aliyun-batch-send.json"): ("aliyun", "SendBatchSms"),
     ("ronglian", "ronglian-send.json"): ("ronglian", "TemplateSMS"),
+}
+# The unified route's failovers away from each provider: a provider answering 503, then the next one.
+FAILOVERS = {
+    "polyv": ("polyv.send", "aliyun"),
+    "aliyun": ("aliyun.SendBatchSms", "ronglian"),
+    "ronglian": ("ronglian.TemplateSMS", "polyv"),
 }
 Metric = tuple[str, frozenset[tuple[str, str]]]
 """A metric of the gateway's namespace: its name and its dimensions."""
@@ -78,6 +86,18 @@ def dashboard_metrics() -> dict[str, set[Metric]]:
     return watched
 
 
+def _printed(output: str) -> set[Metric]:
+    metrics: set[Metric] = set()
+    for line in output.splitlines():
+        document = json.loads(line) if line.startswith("{") else {}
+        for directive in document.get("_aws", {}).get("CloudWatchMetrics", []):
+            assert directive["Namespace"] == NAMESPACE
+            for names in directive["Dimensions"]:
+                dimensions = frozenset((n, document[n]) for n in names)
+                metrics.update((m["Name"], dimensions) for m in directive["Metrics"])
+    return metrics
+
+
 @pytest.fixture
 def emitted(deploy: Any, capsys: pytest.CaptureFixture[str]) -> set[Metric]:
     """What one send of each operation printed as EMF."""
@@ -86,22 +106,46 @@ def emitted(deploy: Any, capsys: pytest.CaptureFixture[str]) -> set[Metric]:
         deploy(function)
         capsys.readouterr()
         assert call(function, event(event_file))["statusCode"] == 200
-        for line in capsys.readouterr().out.splitlines():
-            document = json.loads(line) if line.startswith("{") else {}
-            for directive in document.get("_aws", {}).get("CloudWatchMetrics", []):
-                assert directive["Namespace"] == NAMESPACE
-                for names in directive["Dimensions"]:
-                    dimensions = frozenset((n, document[n]) for n in names)
-                    metrics.update((m["Name"], dimensions) for m in directive["Metrics"])
+        metrics |= _printed(capsys.readouterr().out)
     return metrics
 
 
-def test_every_alarm_watches_metrics_the_functions_emit(emitted: set[Metric]) -> None:
-    alarms = alarm_metrics()
+@pytest.fixture
+def emitted_by_the_router(router: ProviderSandbox, capsys: pytest.CaptureFixture[str]) -> set[Metric]:
+    """What the unified route printed as EMF for one failover away from each provider."""
+    put_template("login_code", LOGIN_CODE)
+    capsys.readouterr()
+    for provider, (operation, then) in FAILOVERS.items():
+        router.add_fault(Fault(kind="http_status", operation=operation, status=503, times=1))
+        status, body = send(["13800138000"], providers=[provider, then])
+        assert (status, body["results"][0]["provider"]) == (200, then)
+    return _printed(capsys.readouterr().out)
 
-    assert len(alarms) >= len(SENDS)
+
+def test_every_alarm_watches_metrics_the_functions_emit(
+    emitted: set[Metric], emitted_by_the_router: set[Metric]
+) -> None:
+    alarms = alarm_metrics()
+    everything = emitted | emitted_by_the_router
+
+    assert len(alarms) >= len(SENDS) + len(FAILOVERS)
     for name, metrics in alarms.items():
-        assert metrics <= emitted, f"{name} watches what nothing emits: {metrics - emitted}"
+        assert metrics <= everything, f"{name} watches what nothing emits: {metrics - everything}"
+
+
+def test_each_provider_has_an_alarm_on_the_unified_routes_failovers_away_from_it() -> None:
+    watched = {}
+    for name, alarm in _resources("AWS::CloudWatch::Alarm"):
+        if name.endswith("FailoverAlarm"):
+            [(metric, dimensions)] = alarm_metrics()[name]
+            assert (metric, alarm["Statistic"], alarm["Period"]) == ("failovers", "Sum", 300)
+            assert alarm["Threshold"] == {"Ref": "FailoverAlarmThreshold"}
+            watched[name] = dict(dimensions)
+
+    assert watched == {
+        f"{provider.capitalize()}FailoverAlarm": {"provider": provider, "service": "sms-gateway"}
+        for provider in FAILOVERS
+    }
 
 
 def test_every_dashboard_shows_metrics_the_functions_emit(emitted: set[Metric]) -> None:

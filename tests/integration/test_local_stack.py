@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from local.processes import StackError
-from local.stack import LOCK_FILE, STATE_FILE, LocalStack, StateDir, resolve_api_keys
+from local.stack import LOCK_FILE, STATE_FILE, LocalStack, StateDir, admin_item, resolve_api_keys
+from smsgw.admin import AdminKeys
 from tests.support import free_port
 
 ROOT = Path(__file__).parents[2]
@@ -57,6 +58,47 @@ def test_several_keys_each_with_its_tenant_the_first_being_the_default() -> None
 def test_keys_that_could_not_tell_tenants_apart_are_refused(entries: list[tuple[str | None, str]]) -> None:
     with pytest.raises(ValueError, match="API key"):
         resolve_api_keys(entries)
+
+
+def test_an_admin_key_is_accepted_beside_the_tenants_and_named_after_the_first() -> None:
+    stack = LocalStack(api_keys={"shop-1": "key-1", "shop-2": "key-2"}, admin_api_key="admin-key")
+
+    assert stack.admin_key == ("shop-1-admin", "admin-key")
+    assert stack.api_keys == {"shop-1": "key-1", "shop-2": "key-2"}
+    assert stack.accepted_api_keys == {"shop-1": "key-1", "shop-2": "key-2", "shop-1-admin": "admin-key"}
+    assert LocalStack(api_key="k", admin_api_key="a", admin_api_key_id="boss").admin_key == ("boss", "a")
+    assert LocalStack(api_key="k").admin_key is None
+
+
+@pytest.mark.parametrize(
+    ("admin_id", "admin_value"), [(None, "key-1"), ("shop-1", "admin-key"), ("boss#1", "admin-key")]
+)
+def test_an_admin_key_that_could_not_be_told_apart_is_refused(admin_id: str | None, admin_value: str) -> None:
+    with pytest.raises(ValueError, match="API key"):
+        LocalStack(api_keys={"shop-1": "key-1"}, admin_api_key=admin_value, admin_api_key_id=admin_id)
+
+
+class RecordedPut:
+    def __init__(self) -> None:
+        self.items: list[dict[str, object]] = []
+
+    def put_item(self, *, TableName: str, Item: dict[str, object]) -> None:
+        self.items.append(Item)
+
+
+def test_the_admin_item_is_the_one_the_router_reads() -> None:
+    written = RecordedPut()
+
+    AdminKeys("config", client=written).grant("local-admin", "local")
+
+    assert written.items == [admin_item("local-admin", "local")]
+
+
+def test_make_run_has_an_admin_key_by_default() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+
+    assert "\nADMIN_API_KEY ?= local-admin-key\n" in makefile
+    assert "--admin-api-key $(ADMIN_API_KEY)" in makefile
 
 
 def test_a_function_needs_at_least_one_worker() -> None:

@@ -18,10 +18,15 @@ SECRET_ARNS = {
     "AliyunSecret": "arn:aws:secretsmanager:us-east-1:123456789012:secret:AliyunSecret-GhIjKl",
     "RonglianSecret": "arn:aws:secretsmanager:us-east-1:123456789012:secret:RonglianSecret-MnOpQr",
 }
-TABLES = {"QuotaTable": "quota-local", "IdempotencyTable": "idempotency-local", "MessageLogTable": "messages-local"}
+TABLES = {
+    "QuotaTable": "quota-local",
+    "IdempotencyTable": "idempotency-local",
+    "MessageLogTable": "messages-local",
+    "ConfigTable": "config-local",
+}
 QUEUES = {
-    f"{provider}{kind}": f"http://127.0.0.1:4566/123456789012/{provider}{kind}"
-    for provider in ("Polyv", "Aliyun", "Ronglian")
+    f"{sender}{kind}": f"http://127.0.0.1:4566/123456789012/{sender}{kind}"
+    for sender in ("Polyv", "Aliyun", "Ronglian", "Router")
     for kind in ("Queue", "DeadLetterQueue")
 }
 PROVISIONED = (
@@ -45,9 +50,19 @@ def template() -> Template:
 def test_every_function_runs_its_code_with_the_shared_layer(template: Template) -> None:
     functions = template.functions()
 
-    assert set(functions) == {"PolyvFunction", "AliyunFunction", "RonglianFunction", "MessagesFunction"}
-    for provider, spec in [("polyv", functions["PolyvFunction"]), ("ronglian", functions["RonglianFunction"])]:
-        assert spec.code_uri == ROOT / "functions" / provider
+    assert set(functions) == {
+        "PolyvFunction",
+        "AliyunFunction",
+        "RonglianFunction",
+        "RouterFunction",
+        "MessagesFunction",
+    }
+    for folder, spec in [
+        ("polyv", functions["PolyvFunction"]),
+        ("ronglian", functions["RonglianFunction"]),
+        ("router", functions["RouterFunction"]),
+    ]:
+        assert spec.code_uri == ROOT / "functions" / folder
         assert spec.handler == "app.handler"
         assert spec.layers == (ROOT / "layers" / "shared",)
         # From Globals.Function
@@ -67,6 +82,11 @@ def test_routes_and_which_need_an_api_key(template: Template) -> None:
         ("GET", "/v1/aliyun/docs"): ("AliyunFunction", False),
         ("POST", "/v1/ronglian/messages"): ("RonglianFunction", True),
         ("GET", "/v1/ronglian/docs"): ("RonglianFunction", False),
+        ("POST", "/v1/messages"): ("RouterFunction", True),
+        ("PUT", "/v1/templates/{name}"): ("RouterFunction", True),
+        ("GET", "/v1/templates/{name}"): ("RouterFunction", True),
+        ("DELETE", "/v1/templates/{name}"): ("RouterFunction", True),
+        ("GET", "/v1/router/docs"): ("RouterFunction", False),
         ("GET", "/v1/messages/{requestId}"): ("MessagesFunction", True),
         ("GET", "/v1/messages/docs"): ("MessagesFunction", False),
     }
@@ -78,6 +98,26 @@ def test_the_api_stage_and_default_key_requirement(template: Template) -> None:
 
     assert api.stage_name == "prod"
     assert api.api_key_required is True
+
+
+# Every function's, from Globals.Function.
+GLOBAL_VARIABLES = {
+    "POWERTOOLS_SERVICE_NAME",
+    "POWERTOOLS_LOG_LEVEL",
+    "POWERTOOLS_METRICS_NAMESPACE",
+    "PROVIDER_CONNECT_TIMEOUT",
+    "PROVIDER_READ_TIMEOUT",
+    "PROVIDER_MAX_CONCURRENCY",
+    "SECRET_MAX_AGE_SECONDS",
+    "SEND_BUDGET_SECONDS",
+    "REQUEST_BUDGET_SECONDS",
+    "QUOTA_TABLE_NAME",
+    "QUOTA_TIMEZONE",
+    "IDEMPOTENCY_TABLE_NAME",
+    "IDEMPOTENCY_EXPIRY_SECONDS",
+    "MESSAGE_LOG_TABLE_NAME",
+    "MESSAGE_RETENTION_DAYS",
+}
 
 
 def test_environment_resolves_parameters_globals_and_the_secrets_arn(template: Template) -> None:
@@ -105,6 +145,33 @@ def test_environment_resolves_parameters_globals_and_the_secrets_arn(template: T
         "DEAD_LETTER_QUEUE_URL": QUEUES["RonglianDeadLetterQueue"],
         "RONGLIAN_CHUNK_SIZE": "100",
     }
+
+
+def test_the_unified_route_reads_every_providers_secret_and_the_configuration_table(template: Template) -> None:
+    environment = template.environment("RouterFunction", PROVISIONED)
+
+    assert {name: value for name, value in environment.items() if name not in GLOBAL_VARIABLES} == {
+        "POLYV_SECRET_ID": SECRET_ARNS["PolyvSecret"],
+        "ALIYUN_SECRET_ID": SECRET_ARNS["AliyunSecret"],
+        "RONGLIAN_SECRET_ID": SECRET_ARNS["RonglianSecret"],
+        "CONFIG_TABLE_NAME": "config-local",
+        "CIRCUIT_FAILURE_THRESHOLD": "5",
+        "CIRCUIT_COOLDOWN_SECONDS": "30",
+        "QUOTA_LIMITS": "phone_per_minute=1,phone_per_hour=5,phone_per_day=10,account_per_day=2000,ip_per_day=2000",
+        "DEAD_LETTER_QUEUE_URL": QUEUES["RouterDeadLetterQueue"],
+        "RONGLIAN_CHUNK_SIZE": "100",
+    }
+    # One function for every provider: none of a provider function's variables
+    assert "PROVIDER" not in environment
+    assert "PROVIDER_SECRET_ID" not in environment
+
+
+def test_the_router_parameters_reach_its_environment() -> None:
+    overrides = {"CircuitFailureThreshold": "3", "CircuitCooldownSeconds": "2", "RouterQuotaLimits": "phone_per_day=3"}
+    environment = Template.load(TEMPLATE, overrides).environment("RouterFunction", PROVISIONED)
+
+    assert (environment["CIRCUIT_FAILURE_THRESHOLD"], environment["CIRCUIT_COOLDOWN_SECONDS"]) == ("3", "2")
+    assert environment["QUOTA_LIMITS"] == "phone_per_day=3"
 
 
 @pytest.mark.parametrize(
@@ -265,16 +332,16 @@ def test_tables_queues_and_sqs_triggers_resolve() -> None:
     assert template.resolver(provisioned).resolve(source.queue) == "arn:aws:sqs:us-east-1:123456789012:Queue"
 
 
-def test_the_queue_mappings_feed_each_provider_function_from_its_own_queue(template: Template) -> None:
+def test_the_queue_mappings_feed_each_sending_function_from_its_own_queue(template: Template) -> None:
     sources = {s.function_id: s for s in template.sqs_event_sources()}
     resolver = template.resolver(PROVISIONED)
 
-    assert set(sources) == {"PolyvFunction", "AliyunFunction", "RonglianFunction"}
+    assert set(sources) == {"PolyvFunction", "AliyunFunction", "RonglianFunction", "RouterFunction"}
     for function_id, source in sources.items():
-        provider = function_id.removesuffix("Function")
-        assert source.event_id == f"{provider}QueueMapping"
-        assert source.queue_id == f"{provider}Queue"
-        assert resolver.resolve(source.queue) == f"arn:aws:sqs:us-east-1:123456789012:{provider}Queue"
+        sender = function_id.removesuffix("Function")
+        assert source.event_id == f"{sender}QueueMapping"
+        assert source.queue_id == f"{sender}Queue"
+        assert resolver.resolve(source.queue) == f"arn:aws:sqs:us-east-1:123456789012:{sender}Queue"
         assert source.reports_batch_item_failures
         # The parameters' defaults
         assert source.batch_size == 10

@@ -15,10 +15,18 @@ import pytest
 
 from local.sandbox import Fault, ProviderSandbox
 from smsgw import runtime
-from smsgw.admin import AdminKeys
-from tests.support import call, create_table, dynamodb_client, event, free_port, invoke, secret_values, with_header
+from tests.support import (
+    ROUTER_ADMIN,
+    ROUTER_TENANT,
+    call,
+    dynamodb_client,
+    event,
+    free_port,
+    invoke,
+    secret_values,
+    with_header,
+)
 
-ADMIN, TENANT = "admin-of-shop", "shop"
 LOGIN_CODE = {
     "params": ["code", "minutes"],
     "polyv": {"names": {"code": "code", "minutes": "min"}},
@@ -34,34 +42,9 @@ LOGIN_CODE = {
 PARAMS = {"code": "123456", "minutes": "5"}
 
 
-@pytest.fixture
-def config_table(dynamodb_url: str) -> str:
-    return create_table(dynamodb_url, "config", sort_key="sk")
-
-
-@pytest.fixture
-def router(
-    aws: str, sandbox: ProviderSandbox, config_table: str, dynamodb_url: str, monkeypatch: pytest.MonkeyPatch
-) -> Any:
-    """The router function with every provider's secret, the admin key registered, quotas off
-    unless a test sets them."""
-    secrets = boto3.client("secretsmanager")
-    for provider in ("polyv", "aliyun", "ronglian"):
-        arn = secrets.create_secret(
-            Name=f"{provider}-{uuid.uuid4().hex[:8]}", SecretString=json.dumps(secret_values(provider, sandbox.url))
-        )["ARN"]
-        monkeypatch.setenv(f"{provider.upper()}_SECRET_ID", arn)
-    monkeypatch.setenv("CONFIG_TABLE_NAME", config_table)
-    monkeypatch.setenv("CIRCUIT_FAILURE_THRESHOLD", "3")
-    monkeypatch.setenv("CIRCUIT_COOLDOWN_SECONDS", "2")
-    monkeypatch.delenv("PROVIDER", raising=False)
-    AdminKeys(config_table, client=dynamodb_client(dynamodb_url)).grant(ADMIN, TENANT)
-    runtime.reset()
-    yield sandbox
-    runtime.reset()
-
-
-def api_event(method: str, path: str, body: Any = None, *, key_id: str = TENANT, **headers: str) -> dict[str, Any]:
+def api_event(
+    method: str, path: str, body: Any = None, *, key_id: str = ROUTER_TENANT, **headers: str
+) -> dict[str, Any]:
     evt = event("polyv-send.json", body=body)
     evt.update(httpMethod=method, path=path, resource=path)
     if body is None:
@@ -72,8 +55,23 @@ def api_event(method: str, path: str, body: Any = None, *, key_id: str = TENANT,
     return evt
 
 
+def routing_metrics(output: str, name: str) -> dict[str, float]:
+    """The values of one routing metric in the EMF documents printed, summed per provider; each
+    document's dimensions are the provider and the service alone."""
+    found: dict[str, float] = {}
+    for line in output.splitlines():
+        document = json.loads(line) if line.startswith("{") else {}
+        for directive in document.get("_aws", {}).get("CloudWatchMetrics", []):
+            if name in {m["Name"] for m in directive["Metrics"]}:
+                assert directive["Dimensions"] == [["provider", "service"]]
+                value = document[name]
+                total = sum(value) if isinstance(value, list) else value
+                found[document["provider"]] = found.get(document["provider"], 0) + total
+    return found
+
+
 def put_template(name: str, spec: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    return invoke("router", api_event("PUT", f"/v1/templates/{name}", spec, key_id=ADMIN))
+    return invoke("router", api_event("PUT", f"/v1/templates/{name}", spec, key_id=ROUTER_ADMIN))
 
 
 def send(phones: list[str], **extra: Any) -> tuple[int, dict[str, Any]]:
@@ -88,10 +86,10 @@ class TestTemplates:
         status, second = put_template("login_code", {**LOGIN_CODE, "routing": {"order": ["ronglian"]}})
         assert (status, second["version"]) == (200, 2)
 
-        status, got = invoke("router", api_event("GET", "/v1/templates/login_code", key_id=ADMIN))
+        status, got = invoke("router", api_event("GET", "/v1/templates/login_code", key_id=ROUTER_ADMIN))
         assert (status, got["version"], got["routing"]) == (200, 2, {"order": ["ronglian"]})
-        assert call("router", api_event("DELETE", "/v1/templates/login_code", key_id=ADMIN))["statusCode"] == 204
-        assert invoke("router", api_event("GET", "/v1/templates/login_code", key_id=ADMIN))[0] == 404
+        assert call("router", api_event("DELETE", "/v1/templates/login_code", key_id=ROUTER_ADMIN))["statusCode"] == 204
+        assert invoke("router", api_event("GET", "/v1/templates/login_code", key_id=ROUTER_ADMIN))[0] == 404
         # A message that started with version 1 keeps it
         assert send(["13800138000"], template_version=1)[0] == 200
 
@@ -111,7 +109,7 @@ class TestTemplates:
         assert why in json.dumps(body)
 
     def test_only_an_admin_key_manages_templates(self, router: ProviderSandbox) -> None:
-        status, body = invoke("router", api_event("PUT", "/v1/templates/login_code", LOGIN_CODE, key_id=TENANT))
+        status, body = invoke("router", api_event("PUT", "/v1/templates/login_code", LOGIN_CODE, key_id=ROUTER_TENANT))
         assert (status, body["error"]["code"]) == (403, "admin_key_required")
 
     def test_params_must_match_the_template(self, router: ProviderSandbox) -> None:
@@ -141,11 +139,12 @@ class TestFailover:
         ids=["throttling", "flow-control", "balance", "5xx"],
     )
     def test_1000_numbers_refused_by_the_first_are_sent_once_by_the_second(
-        self, router: ProviderSandbox, fault: Fault
+        self, router: ProviderSandbox, fault: Fault, capsys: pytest.CaptureFixture[str]
     ) -> None:
         put_template("login_code", LOGIN_CODE)
         router.add_fault(fault)
         phones = [f"138{i:08d}" for i in range(1000)]
+        capsys.readouterr()
 
         status, body = send(phones)
 
@@ -156,6 +155,7 @@ class TestFailover:
         accepted = Counter(router.accepted_phones())
         assert len(accepted) == 1000
         assert set(accepted.values()) == {1}, "each exactly once"
+        assert routing_metrics(capsys.readouterr().out, "failovers") == {"aliyun": 1000}
 
     def test_wrong_credentials_at_the_first_fail_over(
         self, router: ProviderSandbox, monkeypatch: pytest.MonkeyPatch
@@ -192,9 +192,12 @@ class TestFailover:
         assert {r["provider"] for r in body["results"]} == {"ronglian"}
         assert {r["attempts"][0]["status"] for r in body["results"]} == {"retryable"}
 
-    def test_a_timeout_after_acceptance_never_fails_over(self, router: ProviderSandbox) -> None:
+    def test_a_timeout_after_acceptance_never_fails_over(
+        self, router: ProviderSandbox, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         put_template("login_code", LOGIN_CODE)
         router.add_fault(Fault(kind="slow", operation="aliyun.SendBatchSms", delay=2.0))
+        capsys.readouterr()
 
         status, body = send([f"137{i:08d}" for i in range(20)])
 
@@ -202,6 +205,7 @@ class TestFailover:
         assert {r["status"] for r in body["results"]} == {"ambiguous"}
         assert all(len(r["attempts"]) == 1 for r in body["results"])
         assert router.calls_for("ronglian.TemplateSMS") == []
+        assert routing_metrics(capsys.readouterr().out, "failovers") == {}
 
     def test_a_number_every_provider_would_refuse_is_final(self, router: ProviderSandbox) -> None:
         put_template("login_code", LOGIN_CODE)
@@ -229,17 +233,22 @@ class TestFailover:
 
 
 class TestCircuit:
-    def test_an_open_circuit_skips_the_provider_until_the_probe(self, router: ProviderSandbox) -> None:
+    def test_an_open_circuit_skips_the_provider_until_the_probe(
+        self, router: ProviderSandbox, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         import time
 
         put_template("login_code", LOGIN_CODE)
         router.add_fault(Fault(kind="http_status", operation="aliyun.SendBatchSms", status=503, times=3))
         for i in range(3):  # the threshold: three failed calls in a row
             assert send([f"1360000000{i}"])[1]["results"][0]["provider"] == "ronglian"
+        assert routing_metrics(capsys.readouterr().out, "failovers") == {"aliyun": 3}
 
         calls_before = len(router.calls_for("aliyun.SendBatchSms"))
         assert send(["13600000009"])[1]["results"][0]["attempts"][0]["provider"] == "ronglian"
         assert len(router.calls_for("aliyun.SendBatchSms")) == calls_before, "open: no call"
+        output = capsys.readouterr().out
+        assert (routing_metrics(output, "circuit_open"), routing_metrics(output, "failovers")) == ({"aliyun": 1}, {})
 
         time.sleep(2.2)  # the cool-down; the fault is gone, the probe succeeds and closes the circuit
         assert send(["13600000010"])[1]["results"][0]["provider"] == "aliyun"

@@ -23,37 +23,6 @@ from scripts.tenants import (
 )
 
 
-@pytest.fixture
-def session(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> boto3.session.Session:
-    for name, value in {
-        "AWS_ENDPOINT_URL": moto_url,
-        "AWS_REGION": "us-east-1",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-    }.items():
-        monkeypatch.setenv(name, value)
-    return boto3.session.Session()
-
-
-@pytest.fixture
-def apigateway(session: boto3.session.Session) -> Any:
-    return session.client("apigateway")
-
-
-@pytest.fixture
-def target(apigateway: Any) -> Target:
-    """A deployed REST API with a `prod` stage, and a stack name no other test uses."""
-    api_id = apigateway.create_rest_api(name=f"gateway-{uuid.uuid4().hex[:8]}")["id"]
-    root = apigateway.get_resources(restApiId=api_id)["items"][0]["id"]
-    apigateway.put_method(
-        restApiId=api_id, resourceId=root, httpMethod="GET", authorizationType="NONE", apiKeyRequired=True
-    )
-    apigateway.put_integration(restApiId=api_id, resourceId=root, httpMethod="GET", type="MOCK")
-    apigateway.create_deployment(restApiId=api_id, stageName="prod")
-    return Target(stack=f"sms-gateway-{uuid.uuid4().hex[:8]}", api_id=api_id, stage="prod")
-
-
 def _cli(target: Target) -> list[str]:
     return ["--stack", target.stack, "--api-id", target.api_id, "--stage", target.stage]
 

@@ -17,6 +17,7 @@ import requests
 
 from local.sandbox import Fault, ProviderSandbox, SandboxAccounts
 from tests.sandbox.provider_calls import A, B, aliyun_call, batch, inter, polyv_post, send
+from tests.support import free_port
 
 ROOT = Path(__file__).parents[2]
 
@@ -142,9 +143,10 @@ class TestControlApi:
         assert requests.get(box.control_url + "/reset", timeout=5).status_code == 405
 
 
-def test_standalone_run_prints_its_url_and_stops_on_ctrl_c() -> None:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "local.sandbox", "--port", "0"],
+def test_standalone_run_prints_its_urls_and_stops_on_ctrl_c() -> None:
+    aliyun = free_port()
+    process = subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
+        [sys.executable, "-m", "local.sandbox", "--port", "0", "--provider-port", f"aliyun={aliyun}"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
@@ -155,6 +157,8 @@ def test_standalone_run_prints_its_url_and_stops_on_ctrl_c() -> None:
         match = re.search(r"http://127\.0\.0\.1:(\d+) \(control API on (http://127\.0\.0\.1:\d+)\)", line)
         assert match, line
         assert requests.get(match.group(2) + "/", timeout=5).json()["up"] is True
+        assert re.search(rf"polyv on http://127\.0\.0\.1:\d+, aliyun on http://127\.0\.0\.1:{aliyun}, ronglian", line)
+        assert send("aliyun", f"http://127.0.0.1:{aliyun}").status_code == 200
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=10) == 0
     finally:

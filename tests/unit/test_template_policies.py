@@ -1,7 +1,8 @@
 """Least privilege, read from template.yaml itself: what each function may touch and how, and the
 table and queue settings the functions rely on. The template is read as CloudFormation deploys it,
-its per-provider loops expanded (local.language_extensions), so a grant written once in a loop is
-judged for every provider it reaches.
+its loops expanded (local.language_extensions), so a grant written once in a loop is judged for
+every function it reaches. The unified route's function has a role of its own: every provider's
+secret and the configuration table, but no provider's queue or log group.
 
 The expected grants are spelled out below on purpose: widening a policy (a new action, a `*`, another
 function's secret or queue) fails here and names what was widened. The checker is tested too, on
@@ -27,6 +28,8 @@ from local.template import expand, load_document, parameter_values, read_documen
 
 TEMPLATE = Path(__file__).parents[2] / "template.yaml"
 PROVIDERS = ("Polyv", "Aliyun", "Ronglian")
+# The functions a queue feeds: each provider's and the unified route's.
+SENDERS = (*PROVIDERS, "Router")
 
 # TransactWriteItems is authorised per action inside it (UpdateItem); BatchGetItem is its own action.
 QUOTA_ACTIONS = {"dynamodb:UpdateItem", "dynamodb:GetItem", "dynamodb:BatchGetItem"}
@@ -39,6 +42,16 @@ LOG_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents"}
 UNSCOPED_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 # What Lambda's event source mapping needs from the function's role to poll a queue, and no more.
 CONSUME_ACTIONS = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
+# Templates (a query for the newest version, a conditional put of the next), admin keys and tenant
+# rules (reads), circuits (reads and conditional updates), opt-outs (a ConditionCheck in each
+# number's quota transaction). No scan, no delete: a deleted template is a version too.
+CONFIG_ACTIONS = {
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:Query",
+    "dynamodb:ConditionCheckItem",
+}
 
 # Function → resource logical id → the actions it may have on it. Anything else fails.
 ALLOWED: dict[str, dict[str, set[str]]] = {
@@ -55,6 +68,17 @@ ALLOWED: dict[str, dict[str, set[str]]] = {
         }
         for provider in PROVIDERS
     },
+    "RouterFunction": {
+        **{f"{provider}Secret": {"secretsmanager:GetSecretValue"} for provider in PROVIDERS},
+        "RouterDeadLetterQueue": SEND_ACTIONS,
+        "RouterQueue": CONSUME_ACTIONS,
+        "QuotaTable": QUOTA_ACTIONS,
+        "IdempotencyTable": IDEMPOTENCY_ACTIONS,
+        "MessageLogTable": MESSAGE_LOG_WRITE_ACTIONS,
+        "ConfigTable": CONFIG_ACTIONS,
+        "RouterLogGroup": LOG_ACTIONS,
+        "*": UNSCOPED_ACTIONS,
+    },
     "MessagesFunction": {
         "MessageLogTable": {"dynamodb:GetItem"},
         "MessagesLogGroup": LOG_ACTIONS,
@@ -63,7 +87,7 @@ ALLOWED: dict[str, dict[str, set[str]]] = {
 }
 # Function → the queues its event source mappings may read.
 QUEUES_READ: dict[str, set[str]] = {
-    **{f"{provider}Function": {f"{provider}Queue"} for provider in PROVIDERS},
+    **{f"{sender}Function": {f"{sender}Queue"} for sender in SENDERS},
     "MessagesFunction": set(),
 }
 
@@ -322,22 +346,42 @@ def test_nothing_grants_around_the_functions_policies(document: dict[str, Any]) 
     assert not problems, "\n".join(problems)
 
 
-def test_every_table_is_on_demand_and_expires_its_items(document: dict[str, Any]) -> None:
+# Tables whose items expire by themselves; the configuration table's (templates, admin keys,
+# circuits) are kept until someone deletes them.
+EXPIRING_TABLES = {"QuotaTable", "IdempotencyTable", "MessageLogTable"}
+
+
+def test_every_table_is_on_demand_and_expires_its_items_but_the_configurations(document: dict[str, Any]) -> None:
     tables = _of_type(document, "AWS::DynamoDB::Table")
 
-    assert set(tables) == {"QuotaTable", "IdempotencyTable", "MessageLogTable"}
+    assert set(tables) == {*EXPIRING_TABLES, "ConfigTable"}
     for name, table in tables.items():
         properties = table["Properties"]
         assert properties.get("BillingMode") == "PAY_PER_REQUEST", name
+        assert properties.get("SSESpecification") == {"SSEEnabled": True}, name
         ttl = properties.get("TimeToLiveSpecification") or {}
-        assert ttl.get("Enabled") is True, name
-        assert ttl.get("AttributeName"), name
+        assert ttl.get("Enabled") is (True if name in EXPIRING_TABLES else None), name
+        assert bool(ttl.get("AttributeName")) is (name in EXPIRING_TABLES), name
 
 
-def test_the_message_log_can_be_restored_to_a_point_in_time(document: dict[str, Any]) -> None:
-    properties = document["Resources"]["MessageLogTable"]["Properties"]
+@pytest.mark.parametrize("table", ["MessageLogTable", "ConfigTable"])
+def test_the_tables_worth_keeping_can_be_restored_to_a_point_in_time(document: dict[str, Any], table: str) -> None:
+    properties = document["Resources"][table]["Properties"]
 
     assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+
+
+def test_the_configuration_table_is_keyed_by_partition_and_sort_key(document: dict[str, Any]) -> None:
+    properties = document["Resources"]["ConfigTable"]["Properties"]
+
+    assert properties["KeySchema"] == [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
+    assert {d["AttributeName"]: d["AttributeType"] for d in properties["AttributeDefinitions"]} == {
+        "pk": "S",
+        "sk": "S",
+    }
 
 
 def _number(document: Mapping[str, Any], value: Any) -> int:
@@ -360,7 +404,7 @@ def test_every_queue_redrives_to_a_dead_letter_queue_that_outlives_it(document: 
     targets = {name: _dead_letter_target(queue) for name, queue in queues.items()}
     dead_letter_queues = {target for target in targets.values() if target}
 
-    assert dead_letter_queues == {f"{provider}DeadLetterQueue" for provider in PROVIDERS}
+    assert dead_letter_queues == {f"{sender}DeadLetterQueue" for sender in SENDERS}
     for name, target in targets.items():
         if name in dead_letter_queues:
             continue
@@ -387,29 +431,44 @@ def test_every_consumed_queue_hides_a_message_for_six_function_timeouts(document
         assert visibility >= 6 * timeout, f"{queue_id}: {visibility} s < 6 * {function_id}'s {timeout} s"
         consumed.add((function_id, queue_id, mapping_id))
 
-    assert consumed == {(f"{p}Function", f"{p}Queue", f"{p}QueueMapping") for p in PROVIDERS}
+    assert consumed == {(f"{s}Function", f"{s}Queue", f"{s}QueueMapping") for s in SENDERS}
 
 
-@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("sender", SENDERS)
 def test_each_queue_mapping_reports_failed_records_and_bounds_its_pollers(
-    document: dict[str, Any], provider: str
+    document: dict[str, Any], sender: str
 ) -> None:
-    properties = document["Resources"][f"{provider}QueueMapping"]["Properties"]
+    properties = document["Resources"][f"{sender}QueueMapping"]["Properties"]
 
     # Without ReportBatchItemFailures, one failed number would resend the whole batch.
     assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    assert properties["ScalingConfig"]["MaximumConcurrency"] == {"Ref": f"{provider}QueueMaxConcurrency"}
+    assert properties["ScalingConfig"]["MaximumConcurrency"] == {"Ref": f"{sender}QueueMaxConcurrency"}
     assert properties["BatchSize"] == {"Ref": "QueueBatchSize"}
 
 
-@pytest.mark.parametrize("provider", PROVIDERS)
-def test_each_provider_function_may_consume_its_own_queue_and_no_other(document: dict[str, Any], provider: str) -> None:
-    granted, problems = grants(document, f"{provider}Function")
+@pytest.mark.parametrize("sender", SENDERS)
+def test_each_sending_function_may_consume_its_own_queue_and_no_other(document: dict[str, Any], sender: str) -> None:
+    granted, problems = grants(document, f"{sender}Function")
 
     assert not problems
-    assert granted[f"{provider}Queue"] == CONSUME_ACTIONS
+    assert granted[f"{sender}Queue"] == CONSUME_ACTIONS
     queues = {name for name, r in document["Resources"].items() if r.get("Type") == "AWS::SQS::Queue"}
-    assert {q for q in granted if q in queues} == {f"{provider}Queue", f"{provider}DeadLetterQueue"}
+    assert {q for q in granted if q in queues} == {f"{sender}Queue", f"{sender}DeadLetterQueue"}
+
+
+def test_the_unified_route_reads_every_providers_secret_and_each_provider_only_its_own(
+    document: dict[str, Any],
+) -> None:
+    secrets = {name for name, r in document["Resources"].items() if r.get("Type") == "AWS::SecretsManager::Secret"}
+    readers = {
+        function_id: {name for name in grants(document, function_id)[0] if name in secrets} for function_id in ALLOWED
+    }
+
+    assert readers == {
+        **{f"{provider}Function": {f"{provider}Secret"} for provider in PROVIDERS},
+        "RouterFunction": secrets,
+        "MessagesFunction": set(),
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -540,6 +599,40 @@ def _assumed_by_anyone(document: dict[str, Any]) -> None:
     statement["Principal"] = {"AWS": "*"}
 
 
+def _router_scans_the_configuration(document: dict[str, Any]) -> None:
+    _statement(document, "RouterFunction", "Configuration")["Action"].append("dynamodb:Scan")
+
+
+def _router_deletes_configuration(document: dict[str, Any]) -> None:
+    _statement(document, "RouterFunction", "Configuration")["Action"].append("dynamodb:DeleteItem")
+
+
+def _a_provider_reads_the_configuration(document: dict[str, Any]) -> None:
+    _grant(document, "AliyunFunction", "dynamodb:GetItem", {"Fn::GetAtt": ["ConfigTable", "Arn"]})
+
+
+def _router_secrets_by_wildcard(document: dict[str, Any]) -> None:
+    _statement(document, "RouterFunction", "ProviderSecrets")["Resource"] = {
+        "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:*"
+    }
+
+
+def _router_consumes_a_providers_queue(document: dict[str, Any]) -> None:
+    document["Resources"]["RouterQueueMapping"]["Properties"]["EventSourceArn"] = {"Fn::GetAtt": ["PolyvQueue", "Arn"]}
+
+
+def _router_sends_to_a_providers_dead_letter_queue(document: dict[str, Any]) -> None:
+    _grant(document, "RouterFunction", "sqs:SendMessage", {"Fn::GetAtt": ["RonglianDeadLetterQueue", "Arn"]})
+
+
+def _router_logs_in_a_providers_log_group(document: dict[str, Any]) -> None:
+    _statement(document, "RouterFunction", "OwnLogGroup")["Resource"] = {"Fn::GetAtt": ["AliyunLogGroup", "Arn"]}
+
+
+def _router_role_with_a_managed_policy(document: dict[str, Any]) -> None:
+    _role(document, "RouterFunction")["ManagedPolicyArns"] = ["arn:aws:iam::aws:policy/SecretsManagerReadWrite"]
+
+
 WIDENINGS: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
     "Resource: *": (
         _any_resource,
@@ -584,6 +677,29 @@ WIDENINGS: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
     "a role from elsewhere": (_a_role_from_elsewhere, "PolyvFunction: Role 'arn:aws:iam::123456789012:role/admin'"),
     "the role SAM would generate": (_the_role_sam_would_generate, "MessagesFunction: no Role, so SAM generates"),
     "a role anyone may assume": (_assumed_by_anyone, "AliyunFunctionRole: may be assumed by {'AWS': '*'}"),
+    "the router scans its configuration": (_router_scans_the_configuration, "['dynamodb:Scan'] on ConfigTable"),
+    "the router deletes configuration": (_router_deletes_configuration, "['dynamodb:DeleteItem'] on ConfigTable"),
+    "a provider reads the configuration": (
+        _a_provider_reads_the_configuration,
+        "AliyunFunction: ['dynamodb:GetItem'] on ConfigTable, which it must not touch",
+    ),
+    "the router's secrets by wildcard": (_router_secrets_by_wildcard, "wildcard resource"),
+    "the router consumes a provider's queue": (
+        _router_consumes_a_providers_queue,
+        "RouterFunction: its queue mappings read ['PolyvQueue']",
+    ),
+    "the router sends to a provider's DLQ": (
+        _router_sends_to_a_providers_dead_letter_queue,
+        "RouterFunction: ['sqs:SendMessage'] on RonglianDeadLetterQueue, which it must not touch",
+    ),
+    "the router logs in a provider's log group": (
+        _router_logs_in_a_providers_log_group,
+        "RouterFunction: ['logs:CreateLogStream', 'logs:PutLogEvents'] on AliyunLogGroup",
+    ),
+    "a managed policy on the router's role": (
+        _router_role_with_a_managed_policy,
+        "RouterFunctionRole: managed policy 'arn:aws:iam::aws:policy/SecretsManagerReadWrite'",
+    ),
 }
 
 
@@ -650,3 +766,16 @@ def test_a_grant_widened_in_the_providers_loop_is_reported_for_every_provider() 
     for provider in ("Aliyun", "Ronglian"):
         reported = function_violations(widened, f"{provider}Function")
         assert f"{provider}Function: ['sqs:SendMessage'] on PolyvQueue, which it must not touch" in reported
+
+
+def test_a_statement_the_router_shares_with_the_providers_loop_is_judged_for_the_router_too() -> None:
+    written = read_document(TEMPLATE)
+    role = written["Resources"]["Fn::ForEach::Providers"][2]["${Provider}FunctionRole"]["Properties"]
+    statements = role["Policies"][0]["PolicyDocument"]["Statement"]
+    # The router's role names the same statement (a YAML alias): widening it in the loop widens both.
+    next(s for s in statements if s.get("Sid") == "QuotaCounters")["Action"].append("dynamodb:Scan")
+    widened = expand(written, parameter_values(written, {}))
+
+    for function_id in ("PolyvFunction", "RouterFunction"):
+        reported = function_violations(widened, function_id)
+        assert any("['dynamodb:Scan'] on QuotaTable" in problem for problem in reported), reported

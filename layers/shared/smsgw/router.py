@@ -9,11 +9,12 @@ gives it back only if no provider sent it. Every try of a number is in its resul
 from __future__ import annotations
 
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from pydantic import ValidationError
 
 from smsgw.circuit import Circuit, CircuitBreaker
@@ -28,7 +29,7 @@ from smsgw.models import (
     SendRequest,
     first_of_each,
 )
-from smsgw.observability import report_send
+from smsgw.observability import NAMESPACE, SERVICE, report_send
 from smsgw.operations import OPERATIONS
 from smsgw.outcomes import NOT_SENT, Attempt, NumberOutcome, SendResult, Status
 from smsgw.phones import region_of
@@ -142,8 +143,9 @@ class RouterService:
         """One provider call per route for the numbers whose next route it is: the calls of a round
         go out together, so a failover adds one round trip."""
         batch: dict[Route, list[str]] = {}
+        skipped: set[str] = set()
         for number, left in list(progress.left.items()):
-            route = self._next_open(left)
+            route = self._next_open(left, skipped)
             if route is None:
                 del progress.left[number]
                 continue
@@ -153,6 +155,7 @@ class RouterService:
             for route, numbers in batch.items()
         }
         calls = 0
+        failovers: Counter[str] = Counter()
         for route, job in jobs.items():
             result = job.result()
             calls += result.calls
@@ -165,13 +168,17 @@ class RouterService:
                 progress.last[o.phone] = replace(o, provider=route.provider, operation=route.operation)
                 if decide(o) is not Decision.FAIL_OVER or not progress.left.get(o.phone):
                     progress.left.pop(o.phone, None)
+                else:
+                    failovers[route.provider] += 1
+        _report_routing(failovers, skipped)
         return calls
 
-    def _next_open(self, left: deque[Route]) -> Route | None:
+    def _next_open(self, left: deque[Route], skipped: set[str]) -> Route | None:
         while left:
             route = left.popleft()
             if self.circuit.state(route.provider, route.operation) is not Circuit.OPEN:
                 return route
+            skipped.add(route.provider)
         return None
 
     def _call(
@@ -206,6 +213,19 @@ class RouterService:
             calls += sent.calls
             results += list(sent.outcomes)
         return SendResult(route.provider, route.operation, tuple(results), calls)
+
+
+def _report_routing(failovers: Mapping[str, int], skipped: set[str]) -> None:
+    """One EMF document per provider that lost numbers to the next one or was skipped: the
+    `provider` dimension alone, so that an alarm sees a provider in trouble whatever its operation."""
+    for provider in sorted(set(failovers) | skipped):
+        emf = EphemeralMetrics(namespace=NAMESPACE, service=SERVICE)
+        emf.add_dimension(name="provider", value=provider)
+        if failovers.get(provider):
+            emf.add_metric(name="failovers", unit=MetricUnit.Count, value=failovers[provider])
+        if provider in skipped:
+            emf.add_metric(name="circuit_open", unit=MetricUnit.Count, value=1)
+        emf.flush_metrics()
 
 
 def _groups(route: Route, numbers: list[str]) -> list[list[str]]:
