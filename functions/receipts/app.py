@@ -2,6 +2,6 @@
 
 from smsgw.api import JSON_TYPES, XML_TYPES, build_handler
 from smsgw.routes.receipts import router
-from smsgw.runtime import receipts_consumer
+from smsgw.workers import receipts_consumer
 
 handler = build_handler("receipts", router, docs=False, accepts=JSON_TYPES | XML_TYPES, consume=receipts_consumer)

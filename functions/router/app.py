@@ -3,7 +3,7 @@
 from smsgw.api import build_handler
 from smsgw.routes import router as messages
 from smsgw.routes import rules, templates
-from smsgw.runtime import router_runtime
+from smsgw.unified import router_runtime
 
 handler = build_handler(
     "router",

@@ -266,3 +266,41 @@ class TestHonestQuota:
 
         assert body["results"][0]["quota"] == {"remaining": 1}
         assert body["quota_remaining"] == {"account": 2000, "ip": 2000}
+
+
+def test_a_large_answer_is_recorded_and_replayed(
+    outage: Outage, sandbox: ProviderSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """1000 numbers with long provider messages: over DynamoDB's 400 KB item limit as text."""
+    monkeypatch.setenv("QUOTA_LIMITS", "phone_per_minute=0,phone_per_hour=0,phone_per_day=0,block_per_hour=0")
+    runtime.reset()
+    phones = [f"13{i:05d}{i % 10000:04d}" for i in range(1000)]
+    first = polyv_event(*phones, key="large-1")
+
+    status, body = invoke("polyv", first)
+    replay = call("polyv", polyv_event(*phones, key="large-1"))
+
+    assert status == 200
+    assert "warning" not in body
+    assert len(json.dumps(body)) > 100_000, "stored compressed"
+    assert json.loads(replay["body"])["request_id"] == first["requestContext"]["requestId"]
+    status, record = invoke("messages", messages_event(body["request_id"]))
+    assert (status, len(record["results"])) == (200, 1000)
+
+
+def test_a_record_past_dynamodbs_item_limit_as_text_is_kept(aws: str, tables: Any) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from smsgw.messages import MessageLog
+
+    log = MessageLog(tables.messages, retention=timedelta(days=1), client=runtime.dynamodb_client())
+    results = [
+        {"phone_number": f"+8613{i:09d}", "attempts": [{"provider": "aliyun", "code": "x" * 400}]} for i in range(1000)
+    ]
+    assert len(json.dumps(results)) > 400_000
+
+    log.record("shop", "r-large", {"results": results}, received_at=datetime.now(UTC))
+
+    found = log.find("shop", "r-large")
+    assert found is not None
+    assert found["results"] == results

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import zlib
 from typing import Any
 
 from smsgw.errors import InvalidRequest
@@ -44,6 +45,26 @@ def loads(text: str) -> Any:
         raise _invalid("body", "json_duplicate_key", "An object of the body gives one key twice.") from None
     except (ValueError, RecursionError):
         raise _invalid("body", "json_invalid", "The body is not valid JSON.") from None
+
+
+COMPRESS_ABOVE = 32 * 1024
+"""A stored JSON document longer than this goes compressed: a 1000-number answer with every
+provider's attempts is over DynamoDB's 400 KB item limit as text, a tenth of it compressed."""
+
+
+def stored(document: Any) -> dict[str, Any]:
+    """A JSON document as a DynamoDB attribute value: a string, or compressed bytes when long."""
+    text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+    if len(text) <= COMPRESS_ABOVE:
+        return {"S": text}
+    return {"B": zlib.compress(text.encode(), 6)}
+
+
+def restored(value: dict[str, Any]) -> Any:
+    """What `stored` wrote."""
+    if "B" in value:
+        return json.loads(zlib.decompress(value["B"]))
+    return json.loads(value["S"])
 
 
 def text_of(body: str, *, base64_encoded: bool) -> str:

@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
+from smsgw.bodies import restored, stored
 from smsgw.errors import DependencyUnavailable, GatewayError
 
 Answer = dict[str, Any]
@@ -207,7 +208,7 @@ class IdempotencyStore:
             "ExpressionAttributeNames": {"#state": "state", "#owner": "owner"},
             "ExpressionAttributeValues": {
                 ":done": {"S": "done"},
-                ":answer": {"S": json.dumps(answer, ensure_ascii=False, separators=(",", ":"))},
+                ":answer": stored(answer),
                 ":owner": {"S": owner},
                 ":state": {"S": state},
             },
@@ -231,7 +232,7 @@ class _LostRace(Exception):
 
 
 def _prior(scope: str, item: dict[str, Any]) -> Prior:
-    answer = item.get("answer", {}).get("S")
+    answer = restored(item["answer"]) if "answer" in item else None
     return Prior(
         scope=scope,
         state="done" if item.get("state", {}).get("S") == "done" else "pending",
@@ -240,7 +241,7 @@ def _prior(scope: str, item: dict[str, Any]) -> Prior:
         request_id=item.get("request_id", {}).get("S", ""),
         numbers=tuple(json.loads(item.get("numbers", {}).get("S", "[]"))),
         lock_until=int(item.get("lock_until", {}).get("N", "0")),
-        answer=json.loads(answer) if answer else None,
+        answer=answer,
     )
 
 

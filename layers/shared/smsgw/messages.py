@@ -6,10 +6,10 @@ records: another tenant's request id is simply not found.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta
 from typing import Any
 
+from smsgw.bodies import restored, stored
 from smsgw.clock import Clock, utc_now
 from smsgw.errors import DependencyUnavailable
 
@@ -36,7 +36,7 @@ class MessageLog:
                 "request_id": {"S": request_id},
                 "received_at": {"S": received_at.isoformat()},
                 "finished_at": {"S": now.isoformat()},
-                "record": {"S": json.dumps(record, ensure_ascii=False, separators=(",", ":"))},
+                "record": stored(record),
                 "expires_at": {"N": str(int((now + self.retention).timestamp()))},
             },
         }
@@ -55,7 +55,7 @@ class MessageLog:
         # TTL deletes lazily: a record past its time is treated as gone.
         if item is None or int(item["expires_at"]["N"]) <= self.clock().timestamp():
             return None
-        found: dict[str, Any] = json.loads(item["record"]["S"])
+        found: dict[str, Any] = restored(item["record"])
         found["received_at"] = item["received_at"]["S"]
         found["finished_at"] = item["finished_at"]["S"]
         return found

@@ -4,7 +4,7 @@ function instance and on first use, so that a configuration error answers instea
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
@@ -15,7 +15,6 @@ from botocore.config import Config
 
 from smsgw.clock import Budget
 from smsgw.config import (
-    ReceiptTokenSecret,
     SendSettings,
     credentials_model,
     get_provider_settings,
@@ -31,17 +30,11 @@ from smsgw.messages import MessageLog
 from smsgw.policy import Policy
 from smsgw.quotas import QUOTA_RETRIES, QuotaLedger
 from smsgw.sender import Sender
-from smsgw.service import ProviderAccess, SendService
+from smsgw.service import SendService
 from smsgw.tracking import Tracking, WebhookQueue
 
 if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.typing import LambdaContext
-
-    from smsgw.admin import AdminKeys
     from smsgw.queue import QueueConsumer, Resolve
-    from smsgw.receiving import ReceiptConsumer, ReceiptsQueue, ReceiptTokens
-    from smsgw.router import RouterService
-    from smsgw.templates import TemplateStore
 
 # A fixed User-Agent: botocore otherwise rebuilds its own for every request (sanitising some
 # twenty components, about 0.1 ms of CPU per call, most of a call's own work after I/O).
@@ -124,54 +117,13 @@ class Runtime:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class RouterRuntime(Runtime):
-    """The unified route's function: the send flow on the router, templates and admin keys."""
-
-    service: RouterService
-    templates: TemplateStore
-    admin: AdminKeys
-
-
 RuntimeOf = Callable[[], Runtime]
+_RESETS: list[Callable[[], None]] = []
 
 
-@lru_cache(maxsize=1)
-def router_runtime() -> RouterRuntime:
-    """The unified route's function's objects: a provider access per secret it is given. Its
-    modules are loaded here: the provider functions never import them."""
-    from smsgw.admin import AdminKeys
-    from smsgw.circuit import CircuitBreaker
-    from smsgw.router import RouterService
-    from smsgw.templates import TemplateStore
-
-    settings = get_router_settings()
-    providers: dict[str, ProviderAccess] = {
-        name: ProviderAccess(
-            settings, CredentialStore(secret, credentials_model(name), max_age=settings.secret_max_age_seconds)
-        )
-        for name, secret in settings.secret_ids().items()
-    }
-    if not providers:
-        raise ConfigurationError("invalid or missing environment variables: POLYV_SECRET_ID, ALIYUN_SECRET_ID, ...")
-    client = dynamodb_client()
-    templates = TemplateStore(settings.config_table_name, client=client, cache_seconds=settings.template_cache_seconds)
-    circuit = CircuitBreaker(
-        settings.config_table_name,
-        client=client,
-        threshold=settings.circuit_failure_threshold,
-        cooldown_seconds=settings.circuit_cooldown_seconds,
-    )
-    ledger = QuotaLedger(settings.quota_table_name, settings.limits, client_factory=quota_client)
-    service = RouterService(
-        templates=templates, circuit=circuit, ledger=ledger, policy=policy(settings), providers=providers
-    )
-    records = IdempotencyStore(
-        settings.idempotency_table_name, expires_after_seconds=settings.idempotency_expiry_seconds, client=client
-    )
-    sender = Sender(service, records, message_log(), tracking(settings))
-    admin = AdminKeys(settings.config_table_name, client=client, cache_seconds=settings.template_cache_seconds)
-    return RouterRuntime(settings, sender, service, templates, admin)
+def on_reset(forget: Callable[[], None]) -> None:
+    """A cache of a function's own composition (smsgw.unified, smsgw.workers) that `reset` clears too."""
+    _RESETS.append(forget)
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,40 +172,6 @@ def deliveries() -> DeliveryStore:
     return DeliveryStore(settings.message_log_table_name, client=dynamodb_client(), retention_seconds=retention)
 
 
-@dataclass(frozen=True, slots=True)
-class ReceiptsRuntime:
-    tokens: ReceiptTokens
-    queue: ReceiptsQueue
-    consumer: ReceiptConsumer
-
-
-@lru_cache(maxsize=1)
-def receipts_runtime() -> ReceiptsRuntime:
-    """The receipts function's objects, loaded only there."""
-    from smsgw.receiving import ReceiptConsumer, ReceiptsQueue, ReceiptTokens
-    from smsgw.rules import RuleStore
-
-    settings = get_receipt_settings()
-    countries = frozenset(settings.default_allowed_countries.split(","))
-    table = settings.config_table_name
-    rules = RuleStore(table, client=dynamodb_client(), default_countries=countries) if table else None
-    secret = CredentialStore(
-        settings.receipt_token_secret_id, ReceiptTokenSecret, max_age=settings.secret_max_age_seconds
-    )
-    retention = settings.message_retention_days * 86_400
-    deliveries = DeliveryStore(settings.message_log_table_name, client=dynamodb_client(), retention_seconds=retention)
-    webhooks = WebhookQueue(settings.webhook_queue_url, client=sqs_client()) if settings.webhook_queue_url else None
-    return ReceiptsRuntime(
-        ReceiptTokens(lambda: secret.get().model_dump()),
-        ReceiptsQueue(settings.receipts_queue_url, client=sqs_client()),
-        ReceiptConsumer(deliveries, webhooks, rules),
-    )
-
-
-def receipts_consumer(event: dict[str, Any], context: LambdaContext) -> Mapping[str, Any]:
-    return receipts_runtime().consumer.handle(event, context)
-
-
 def reset() -> None:
     """Forget configuration and clients (for tests that change the environment)."""
     for cached in (
@@ -261,14 +179,14 @@ def reset() -> None:
         get_provider_settings,
         get_router_settings,
         get_receipt_settings,
-        receipts_runtime,
         message_log,
         deliveries,
         runtime,
-        router_runtime,
         dynamodb_client,
         quota_client,
         sqs_client,
     ):
         cached.cache_clear()
     queue_consumer.cache_clear()
+    for forget in _RESETS:
+        forget()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -16,14 +17,21 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict
 
-from smsgw.config import ReconcileSettings, WebhookSettings, credentials_model
+from smsgw.config import (
+    ReceiptTokenSecret,
+    ReconcileSettings,
+    WebhookSettings,
+    credentials_model,
+    get_receipt_settings,
+)
 from smsgw.credentials import CredentialStore
 from smsgw.deliveries import DeliveryStore
 from smsgw.observability import logger, tracer
 from smsgw.providers.base import no_retry_session
-from smsgw.receiving import ReceiptConsumer
+from smsgw.receiving import ReceiptConsumer, ReceiptsQueue, ReceiptTokens
 from smsgw.reconcile import Reconciler
-from smsgw.runtime import dynamodb_client, sqs_client
+from smsgw.rules import RuleStore
+from smsgw.runtime import dynamodb_client, on_reset, sqs_client
 from smsgw.tracking import WebhookQueue
 from smsgw.webhooks import WebhookSender
 
@@ -35,6 +43,37 @@ class WebhookSecrets(BaseModel):
     """Each tenant's signing secret (`whsec_…`), by tenant."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptsRuntime:
+    tokens: ReceiptTokens
+    queue: ReceiptsQueue
+    consumer: ReceiptConsumer
+
+
+@lru_cache(maxsize=1)
+def receipts_runtime() -> ReceiptsRuntime:
+    """The receipts function's objects."""
+    settings = get_receipt_settings()
+    countries = frozenset(settings.default_allowed_countries.split(","))
+    table = settings.config_table_name
+    rules = RuleStore(table, client=dynamodb_client(), default_countries=countries) if table else None
+    secret = CredentialStore(
+        settings.receipt_token_secret_id, ReceiptTokenSecret, max_age=settings.secret_max_age_seconds
+    )
+    retention = settings.message_retention_days * 86_400
+    deliveries = DeliveryStore(settings.message_log_table_name, client=dynamodb_client(), retention_seconds=retention)
+    webhooks = WebhookQueue(settings.webhook_queue_url, client=sqs_client()) if settings.webhook_queue_url else None
+    return ReceiptsRuntime(
+        ReceiptTokens(lambda: secret.get().model_dump()),
+        ReceiptsQueue(settings.receipts_queue_url, client=sqs_client()),
+        ReceiptConsumer(deliveries, webhooks, rules),
+    )
+
+
+def receipts_consumer(event: dict[str, Any], context: LambdaContext) -> Mapping[str, Any]:
+    return receipts_runtime().consumer.handle(event, context)
 
 
 @lru_cache(maxsize=1)
@@ -118,3 +157,7 @@ def reconcile(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     }
     logger.info("reconciliation finished", extra=report)
     return report
+
+
+for _cache in (receipts_runtime, webhook_sender, reconciler):
+    on_reset(_cache.cache_clear)

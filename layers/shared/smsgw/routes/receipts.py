@@ -15,8 +15,8 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
 from smsgw.api import json_response
 from smsgw.receipts import parse_aliyun, parse_ronglian
-from smsgw.runtime import receipts_runtime
 from smsgw.schemas import ErrorResponse
+from smsgw.workers import receipts_runtime
 
 router = Router()
 Token = Annotated[str, Path(min_length=16, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")]

@@ -10,9 +10,9 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from smsgw.api import SEND_RESPONSES, IdempotencyKeyHeader, dispatch, json_response
 from smsgw.models import MessageRequest, SendRequest
 from smsgw.router import ANY_PROVIDER
-from smsgw.runtime import router_runtime
 from smsgw.schemas import ErrorResponse
 from smsgw.service import Operation
+from smsgw.unified import router_runtime
 
 
 def _no_client(*_: Any) -> Any:

@@ -15,8 +15,8 @@ from smsgw.api import json_response
 from smsgw.errors import GatewayError, InvalidRequest
 from smsgw.phones import PhoneError
 from smsgw.rules import Rules, RuleStore
-from smsgw.runtime import router_runtime
 from smsgw.schemas import ErrorResponse
+from smsgw.unified import router_runtime
 
 router = Router()
 ADMIN_ERRORS = {

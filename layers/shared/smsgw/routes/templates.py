@@ -10,9 +10,9 @@ from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
 from smsgw.api import json_response
-from smsgw.runtime import router_runtime
 from smsgw.schemas import ErrorResponse
 from smsgw.templates import TemplateNotFound, TemplateSpec
+from smsgw.unified import router_runtime
 
 router = Router()
 Name = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$", description="The template's name.")]
