@@ -43,10 +43,19 @@ class Outage:
         self.operations: set[str] = set()
         self.refused: list[str] = []
 
-    def __call__(self, model: Any, **_: Any) -> None:
-        if model.name in self.operations or "*" in self.operations:
-            self.refused.append(model.name)
+    def __call__(self, model: Any, params: dict[str, Any], **_: Any) -> None:
+        name = model.name
+        if name == "TransactWriteItems" and _completes(params):
+            name = "TransactWriteItems:complete"  # a send's end: the record and its idempotency state
+        if name in self.operations or model.name in self.operations or "*" in self.operations:
+            self.refused.append(name)
             raise EndpointConnectionError(endpoint_url="http://dynamodb.local")
+
+
+def _completes(request: dict[str, Any]) -> bool:
+    """Whether a serialised TransactWriteItems ends a send (sets an idempotency record `done`)."""
+    body = request.get("body") or b""
+    return b'":done"' in (body if isinstance(body, bytes) else str(body).encode())
 
 
 @pytest.fixture
@@ -80,7 +89,7 @@ class TestApi:
     def test_a_lost_completion_answers_the_outcomes_and_never_sends_again(
         self, outage: Outage, clock: Clock, sandbox: ProviderSandbox
     ) -> None:
-        outage.operations = {"TransactWriteItems"}
+        outage.operations = {"TransactWriteItems:complete"}
         first = polyv_event(A, key="order-1")
 
         status, body = invoke("polyv", first)
@@ -89,7 +98,7 @@ class TestApi:
         assert status == 200
         assert [r["status"] for r in body["results"]] == ["accepted"]
         assert body["warning"]["code"] == "record_incomplete"
-        assert outage.refused == ["TransactWriteItems"]
+        assert outage.refused == ["TransactWriteItems:complete"]
         outage.operations = set()
 
         # At once: the first attempt's claim holds until its deadline
@@ -173,7 +182,7 @@ class TestQueue:
         moved = Clock()
         runtime.runtime().sender.store.now = moved
         message = {"phone_numbers": [A], "template_param_names": ["code"], "template_param_values": ["1234"]}
-        outage.operations = {"TransactWriteItems"}
+        outage.operations = {"TransactWriteItems:complete"}
 
         assert polyv(sqs_event(("m-1", message))) == ["m-1"], "not recorded: SQS delivers it again"
         outage.operations = set()

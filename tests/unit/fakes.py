@@ -15,6 +15,7 @@ from smsgw.errors import DependencyUnavailable
 from smsgw.idempotency import Answer, Claim, IdempotencyInProgress, Prior, State
 from smsgw.models import SendRequest, first_of_each
 from smsgw.outcomes import NumberOutcome, SendResult, Status
+from smsgw.quota_calls import LeadRefused
 from smsgw.quota_windows import Reservation
 from smsgw.service import Caller, Delivery, Operation
 
@@ -29,7 +30,17 @@ class ScriptedSends:
     sent: list[str] = field(default_factory=list)
     """Every number the provider was asked to send, in order, repeats included."""
 
-    def send(self, operation: Operation, request: SendRequest, caller: Caller, budget: Budget) -> Delivery:
+    def send(
+        self,
+        operation: Operation,
+        request: SendRequest,
+        caller: Caller,
+        budget: Budget,
+        *,
+        lead: dict[str, Any] | None = None,
+    ) -> Delivery:
+        if lead is not None:  # written with the quota, before anything can fail
+            lead["write"]()
         if self.fail_before is not None:
             raise self.fail_before
         numbers = first_of_each(request.phones)
@@ -68,7 +79,7 @@ class MemoryRecords:
         if operation in self.failing:
             raise DependencyUnavailable("DynamoDB is unavailable (EndpointConnectionError)")
 
-    def claim(
+    def claim_lead(
         self,
         scope: str,
         digest: str,
@@ -77,15 +88,24 @@ class MemoryRecords:
         numbers: Sequence[str],
         lock_until: int,
         keep_seconds: int | None = None,
-    ) -> Claim | Prior:
-        self._check("claim")
-        held = self.items.get(scope)
-        if held is not None:
-            fields = (held.fingerprint, held.owner, held.request_id, held.numbers, held.lock_until, held.answer)
-            return Prior(scope, held.state, *fields)
+    ) -> tuple[Claim, dict[str, Any]]:
         owner = uuid.uuid4().hex
-        self.items[scope] = _Record("pending", digest, owner, request_id, tuple(numbers), lock_until)
-        return Claim(scope, owner, request_id, tuple(numbers), lock_until)
+        claim = Claim(scope, owner, request_id, tuple(numbers), lock_until)
+
+        def write() -> None:
+            self._check("claim")
+            held = self.items.get(scope)
+            if held is not None:
+                fields = (held.fingerprint, held.owner, held.request_id, held.numbers, held.lock_until, held.answer)
+                raise LeadRefused({"prior": Prior(scope, held.state, *fields)})
+            self.items[scope] = _Record("pending", digest, owner, request_id, tuple(numbers), lock_until)
+
+        return claim, {"write": write}
+
+    @staticmethod
+    def prior_of(claim: Claim, item: dict[str, Any]) -> Prior | None:
+        prior: Prior = item["prior"]
+        return None if prior.owner == claim.owner else prior
 
     def take_over(self, prior: Prior, *, numbers: Sequence[str], lock_until: int, request_id: str) -> Claim:
         self._check("take_over")

@@ -91,7 +91,7 @@ class IdempotencyStore:
 
     # -- claiming ----------------------------------------------------------------------------------
 
-    def claim(
+    def claim_lead(
         self,
         scope: str,
         digest: str,
@@ -100,9 +100,9 @@ class IdempotencyStore:
         numbers: Sequence[str],
         lock_until: int,
         keep_seconds: int | None = None,
-    ) -> Claim | Prior:
-        """Claim the key for a first attempt, or tell what holds it. The record is kept for
-        `keep_seconds`, or the store's default."""
+    ) -> tuple[Claim, dict[str, Any]]:
+        """A claim as a transaction's first action: written in the same round as the quota take
+        (smsgw.quotas, `lead`); refused, the quota's `LeadRefused` carries what holds the key."""
         owner = uuid.uuid4().hex
         now = int(self.now())
         item = {
@@ -115,25 +115,22 @@ class IdempotencyStore:
             "lock_until": {"N": str(lock_until)},
             "expiration": {"N": str(now + (keep_seconds or self.expires_after))},
         }
-        try:
-            self.client.put_item(
-                TableName=self.table_name,
-                Item=item,
-                # TTL deletes lazily: a record past its time counts as gone.
-                ConditionExpression="attribute_not_exists(id) OR expiration < :now",
-                ExpressionAttributeValues={":now": {"N": str(now)}},
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        except ClientError as exc:
-            if _code(exc) != "ConditionalCheckFailedException":
-                raise _unavailable(exc) from exc
-            prior = _prior(scope, exc.response.get("Item") or {})
-            if prior.owner != owner:
-                return prior
-            # Our own put, carried out and then tried again after its answer was lost.
-        except Exception as exc:
-            raise _unavailable(exc) from exc
-        return Claim(scope, owner, request_id, tuple(numbers), lock_until)
+        put = {
+            "TableName": self.table_name,
+            "Item": item,
+            # TTL deletes lazily: a record past its time counts as gone.
+            "ConditionExpression": "attribute_not_exists(id) OR expiration < :now",
+            "ExpressionAttributeValues": {":now": {"N": str(now)}},
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+        return Claim(scope, owner, request_id, tuple(numbers), lock_until), {"Put": put}
+
+    @staticmethod
+    def prior_of(claim: Claim, item: dict[str, Any]) -> Prior | None:
+        """What holds the key, from the item a refused claim met; None if it is this claim itself
+        (carried out, then tried again after its answer was lost)."""
+        prior = _prior(claim.scope, item)
+        return None if prior.owner == claim.owner else prior
 
     def take_over(self, prior: Prior, *, numbers: Sequence[str], lock_until: int, request_id: str) -> Claim:
         """Claim a finished record again, to send the numbers it left provably unsent."""

@@ -113,24 +113,27 @@ class Calls:
         for attempt in range(TRANSACTION_ATTEMPTS):
             if len(pending) <= 1:
                 break
-            refused, pending = self._transact(owns, pending, attempt, units)
+            refused, pending, _ = self._transact(owns, pending, attempt, units)
             results.update(refused)
         for index in pending:
             results[index] = self.take([scopes[index].window], scopes[index].wanted)
         return [(scope, results[i]) for i, scope in enumerate(scopes)]
 
-    def take_each(self, owns: Sequence[Own]) -> dict[str, Took]:
+    def take_each(self, owns: Sequence[Own], lead: dict[str, Any] | None = None) -> dict[str, Took]:
         """One unit from each number's item, and its checks, in one transaction: a transaction does
-        not tell the counts it left (None); a refusal tells the counts, or the check, that refused."""
-        if len(owns) == 1 and not owns[0].checks:
+        not tell the counts it left (None); a refusal tells the counts, or the check, that refused.
+        A `lead` action (an idempotency claim) goes first in it: refused, nothing is taken."""
+        if lead is None and len(owns) == 1 and not owns[0].checks:
             return {owns[0].phone: self.take(owns[0].windows, 1)}
         results: dict[int, Took] = {}
         pending = list(range(len(owns)))
         for attempt in range(TRANSACTION_ATTEMPTS):
-            if not pending or (len(pending) == 1 and not owns[pending[0]].checks):
+            if not pending or (lead is None and len(pending) == 1 and not owns[pending[0]].checks):
                 break
-            refused, pending = self._transact(owns, pending, attempt)
+            refused, pending, lead = self._transact(owns, pending, attempt, lead=lead)
             results.update(refused)
+        if lead is not None:  # every number refused, or the transactions kept conflicting
+            self.lead_alone(lead)
         for index in pending:  # a lone number, or a transaction that kept conflicting
             try:
                 results[index] = (
@@ -161,13 +164,33 @@ class Calls:
             )
         return actions
 
+    def lead_alone(self, lead: dict[str, Any]) -> None:
+        """A lead action with no number to take beside it."""
+        transaction = {"TransactItems": [lead], "ClientRequestToken": str(uuid.uuid4())}
+        try:
+            self.call("transact_write_items", transaction, repeatable=True)
+        except ClientError as exc:
+            reasons = exc.response.get("CancellationReasons") or []
+            if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+                raise LeadRefused(reasons[0].get("Item") or {}) from None
+            raise _unavailable(exc) from exc
+        except Exception as exc:
+            raise _unavailable(exc) from exc
+
     def _transact(
-        self, owns: Sequence[Own], pending: list[int], attempt: int, units: Mapping[str, int] | None = None
-    ) -> tuple[dict[int, Took], list[int]]:
-        """One transaction over the pending items: what it settled, and what is to be tried again."""
+        self,
+        owns: Sequence[Own],
+        pending: list[int],
+        attempt: int,
+        units: Mapping[str, int] | None = None,
+        lead: dict[str, Any] | None = None,
+    ) -> tuple[dict[int, Took], list[int], dict[str, Any] | None]:
+        """One transaction over the pending items (after the lead, if any): what it settled, what is
+        to be tried again, and the lead if it is still to be written."""
         actions = {index: self._actions(owns[index], (units or {}).get(owns[index].phone, 1)) for index in pending}
+        leading = [lead] if lead is not None else []
         transaction = {
-            "TransactItems": [action for index in pending for action in actions[index]],
+            "TransactItems": [*leading, *(action for index in pending for action in actions[index])],
             # The same token on a call made again after a lost answer: DynamoDB applies it once.
             "ClientRequestToken": str(uuid.uuid4()),
         }
@@ -177,9 +200,11 @@ class Calls:
             reasons = exc.response.get("CancellationReasons") or []
             if _code(exc) != "TransactionCanceledException" or len(reasons) != len(transaction["TransactItems"]):
                 raise _unavailable(exc) from exc
+            if leading and reasons[0].get("Code") == "ConditionalCheckFailed":
+                raise LeadRefused(reasons[0].get("Item") or {}) from None
             settled: dict[int, Took] = {}
             again = []
-            position = 0
+            position = len(leading)
             for index in pending:
                 own, count = owns[index], len(actions[index])
                 mine = reasons[position : position + count]
@@ -191,10 +216,10 @@ class Calls:
                     settled[index] = verdict
             if len(again) == len(pending):
                 _pause(attempt)  # nothing refused: another writer was in the way
-            return settled, again
+            return settled, again, lead
         except Exception as exc:
             raise _unavailable(exc) from exc
-        return dict.fromkeys(pending, Took(True, None)), []
+        return dict.fromkeys(pending, Took(True, None)), [], None
 
     @staticmethod
     def _verdict(own: Own, reasons: Sequence[dict[str, Any]], exc: ClientError) -> Took | None:
@@ -295,8 +320,10 @@ class Calls:
         return [job is None or job.exception() is None for job in jobs]
 
     def abandon(self, items: list[tuple[list[Window], int]]) -> None:
-        """Give back what a failing request took, as far as DynamoDB lets: its error is the one told."""
-        self.give_back(items)
+        """Give back what a failing request took, as far as DynamoDB lets: its error is the one told.
+        Past the deadline, nothing is tried: the units stay counted (one request too many)."""
+        if self.deadline.allows(CALL_SECONDS):
+            self.give_back(items)
 
     def _return(self, windows: Sequence[Window], units: int) -> None:
         names = {f"#c{i}": w.attribute for i, w in enumerate(windows)}
@@ -343,6 +370,15 @@ class Calls:
     def _last(self, attempt: int) -> bool:
         """Whether a failed call is not to be made again: attempts used up, or no time for one more."""
         return attempt + 1 == CALL_ATTEMPTS or not self.deadline.allows(CALL_SECONDS)
+
+
+class LeadRefused(Exception):
+    """A lead action's condition failed: nothing of the reservation was taken. `item` is the item
+    as it is (what holds the idempotency key)."""
+
+    def __init__(self, item: dict[str, Any]) -> None:
+        super().__init__("the lead action was refused")
+        self.item = item
 
 
 def _fitting(scope: Scope, room: int) -> int:

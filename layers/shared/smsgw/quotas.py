@@ -23,7 +23,7 @@ from typing import Any
 
 from smsgw.clock import Clock, Deadline, utc_now
 from smsgw.errors import DependencyUnavailable
-from smsgw.quota_calls import QUOTA_RETRIES, TRANSACTION_ITEMS, Calls
+from smsgw.quota_calls import QUOTA_RETRIES, TRANSACTION_ITEMS, Calls, LeadRefused
 from smsgw.quota_windows import (
     Check,
     Hold,
@@ -85,19 +85,25 @@ class QuotaLedger:
         *,
         checks: Callable[[str], tuple[Check, ...]] | None = None,
         scopes: Sequence[Scope] = (),
+        lead: dict[str, Any] | None = None,
     ) -> Reservation:
         """Take one unit per number (distinct numbers, in the order given) from its own windows, if
         its `checks` pass, and from the shared scopes (the account's and the source IP's, and any
-        `scopes` more: guard windows, a budget); the numbers that do not fit are denied."""
+        `scopes` more: guard windows, a budget); the numbers that do not fit are denied. A `lead`
+        action (an idempotency claim) is written in the same round, in the first numbers'
+        transaction: if it is refused (LeadRefused), nothing is held."""
         calls = Calls(self, deadline)
         now = self.clock()
         owns = {p: Own(p, phone_windows(self.limits, subject, p, now), checks(p) if checks else ()) for p in phones}
         shared = [*shared_scopes(self.limits, subject, phones, now), *scopes]
         counted = [owns[p] for p in phones if owns[p].counted]
-        per_chunk = TRANSACTION_ITEMS // (1 + max((len(o.checks) for o in counted), default=0))
-        chunks = [counted[i : i + per_chunk] for i in range(0, len(counted), per_chunk)]
+        actions = 1 + max((len(o.checks) for o in counted), default=0)
+        first = (TRANSACTION_ITEMS - (lead is not None)) // actions  # the lead rides in the first
+        per_chunk = TRANSACTION_ITEMS // actions
+        chunks = [counted[:first]] + [counted[i : i + per_chunk] for i in range(first, len(counted), per_chunk)]
+        chunks = [chunk for chunk in chunks if chunk]
 
-        taken, shared_taken, errors = self._take_all(calls, chunks, shared)
+        taken, shared_taken, errors = self._take_all(calls, chunks, shared, lead)
         held = [(owns[p].windows, 1) for p, took in taken.items() if took.taken and owns[p].windows]
         held += [([s.window], s.wanted) for s, took in shared_taken if took.taken]
         shares: list[Share] = []
@@ -108,7 +114,7 @@ class QuotaLedger:
                 shares.append(calls.share(scope, took, now))
                 if not took.taken:
                     held.append(([scope.window], shares[-1].units))
-        except DependencyUnavailable:
+        except (DependencyUnavailable, LeadRefused):
             calls.abandon(held)  # a request that fails holds nothing
             raise
         decided = plan(phones, owns, taken, shares, now)
@@ -121,7 +127,7 @@ class QuotaLedger:
         return decided.reservation
 
     def _take_all(
-        self, calls: Calls, chunks: list[list[Own]], shared: list[Scope]
+        self, calls: Calls, chunks: list[list[Own]], shared: list[Scope], lead: dict[str, Any] | None
     ) -> tuple[dict[str, Took], list[tuple[Scope, Took]], list[BaseException]]:
         """Every take of a request at once: the numbers' chunks, the shared scopes one by one, and the
         guard windows (one per number block: many) in transactions."""
@@ -136,11 +142,15 @@ class QuotaLedger:
         chunk_jobs = [self._pool.submit(calls.take_each, chunk) for chunk in chunks[1:]]
         taken: dict[str, Took] = {}
         errors: list[BaseException] = []
-        if chunks:
-            try:
-                taken.update(calls.take_each(chunks[0]))
-            except DependencyUnavailable as exc:
-                errors.append(exc)
+        try:
+            if chunks:
+                taken.update(calls.take_each(chunks[0], lead))
+            elif lead is not None:
+                calls.lead_alone(lead)
+        except LeadRefused as refused:
+            errors.append(refused)  # first: the reason told, whatever else failed
+        except DependencyUnavailable as exc:
+            errors.append(exc)
         # Nothing of this request is left running once it returns.
         running: list[Future[Any]] = [*scope_jobs, *chunk_jobs]
         wait(running)

@@ -13,6 +13,7 @@ from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from typing import Any
 
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from pydantic import ValidationError
@@ -94,7 +95,15 @@ class RouterService:
             )
         return template
 
-    def send(self, operation: Operation, request: SendRequest, caller: Caller, budget: Budget) -> Delivery:
+    def send(
+        self,
+        operation: Operation,
+        request: SendRequest,
+        caller: Caller,
+        budget: Budget,
+        *,
+        lead: dict[str, Any] | None = None,
+    ) -> Delivery:
         """Raises (a `GatewayError`) only before any provider is called: then nothing was sent."""
         assert isinstance(request, MessageRequest)
         template = self.template_for(caller.tenant, request)
@@ -104,7 +113,9 @@ class RouterService:
         first = {n: (plans[n][0].provider, plans[n][0].operation) for n in routable}
         gate = self.policy.gate(caller.tenant, routable, self.ledger.clock(), first.__getitem__)
         subject = Subject(caller.tenant, ANY_PROVIDER, caller.source_ip)
-        reservation = self.ledger.reserve(subject, gate.allowed, budget.send_by, checks=gate.checks, scopes=gate.scopes)
+        reservation = self.ledger.reserve(
+            subject, gate.allowed, budget.send_by, checks=gate.checks, scopes=gate.scopes, lead=lead
+        )
         granted = [n for n in routable if n in reservation.granted]
         if granted and budget.send_by.expired():
             give_back(self.ledger, reservation, granted, budget)

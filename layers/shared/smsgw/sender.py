@@ -21,6 +21,7 @@ from smsgw.idempotency import Answer, Claim, IdempotencyInProgress, IdempotencyK
 from smsgw.models import SendRequest, first_of_each
 from smsgw.observability import logger, report_destinations, report_send
 from smsgw.outcomes import Status
+from smsgw.quota_calls import LeadRefused
 from smsgw.rules import block_of
 from smsgw.schemas import RECORD_INCOMPLETE, SendResponse
 from smsgw.service import Caller, Delivery, Operation
@@ -28,12 +29,24 @@ from smsgw.tracking import Tracking
 
 _LOG_WRITER = ThreadPoolExecutor(max_workers=4, thread_name_prefix="message-log")
 INLINE_INDEX_ITEMS = 90
+RELEASE_SECONDS = 3.0
+"""What giving a claim back may take (DynamoDB's connect and read timeouts)."""
 
 
 class Sends(Protocol):
     """The send itself (`smsgw.service.SendService`): raises only before the provider is called."""
 
-    def send(self, operation: Operation, request: SendRequest, caller: Caller, budget: Budget) -> Delivery: ...
+    def send(
+        self,
+        operation: Operation,
+        request: SendRequest,
+        caller: Caller,
+        budget: Budget,
+        *,
+        lead: dict[str, Any] | None = None,
+    ) -> Delivery:
+        """`lead`: an idempotency claim to write in the quota's round; refused, it raises LeadRefused."""
+        ...
 
 
 class Records(Protocol):
@@ -41,7 +54,7 @@ class Records(Protocol):
 
     now: Callable[[], float]
 
-    def claim(
+    def claim_lead(
         self,
         scope: str,
         digest: str,
@@ -50,7 +63,9 @@ class Records(Protocol):
         numbers: Sequence[str],
         lock_until: int,
         keep_seconds: int | None = None,
-    ) -> Claim | Prior: ...
+    ) -> tuple[Claim, dict[str, Any]]: ...
+
+    def prior_of(self, claim: Claim, item: dict[str, Any]) -> Prior | None: ...
 
     def take_over(self, prior: Prior, *, numbers: Sequence[str], lock_until: int, request_id: str) -> Claim: ...
 
@@ -132,7 +147,7 @@ class Sender:
         digest = fingerprint(request.model_dump(mode="json"))
         numbers = first_of_each(request.phones)
         lock_until = budget.done_by.epoch_seconds()
-        got = self.store.claim(
+        claim, lead = self.store.claim_lead(
             scope,
             digest,
             request_id=caller.request_id,
@@ -140,14 +155,20 @@ class Sender:
             lock_until=lock_until,
             keep_seconds=key.keep_seconds,
         )
-        if isinstance(got, Prior):
-            if got.fingerprint != digest:
-                raise IdempotencyKeyReused("This Idempotency-Key was used with another request body.")
-            settled = self._after(got, operation, caller, key, lock_until)
-            if isinstance(settled, Sent):
-                return settled
-            got = settled
-        return self._attempt(operation, request, caller, budget, got)
+        try:
+            # The claim is written in the quota's own round: a first attempt takes two DynamoDB
+            # rounds in all, the claim with the quota and the record with its end.
+            return self._attempt(operation, request, caller, budget, claim, lead)
+        except LeadRefused as refused:
+            prior = self.store.prior_of(claim, refused.item)
+        if prior is None:  # the claim is ours, written then tried again: nothing was taken beside it
+            return self._attempt(operation, request, caller, budget, claim)
+        if prior.fingerprint != digest:
+            raise IdempotencyKeyReused("This Idempotency-Key was used with another request body.")
+        settled = self._after(prior, operation, caller, key, lock_until)
+        if isinstance(settled, Sent):
+            return settled
+        return self._attempt(operation, request, caller, budget, settled)
 
     def _after(self, prior: Prior, operation: Operation, caller: Caller, key: Key, lock_until: int) -> Sent | Claim:
         """What a key already used leads to: a replay, the settling of an attempt that did not
@@ -171,13 +192,21 @@ class Sender:
         return self.store.take_over(prior, numbers=again, lock_until=lock_until, request_id=caller.request_id)
 
     def _attempt(
-        self, operation: Operation, request: SendRequest, caller: Caller, budget: Budget, claim: Claim
+        self,
+        operation: Operation,
+        request: SendRequest,
+        caller: Caller,
+        budget: Budget,
+        claim: Claim,
+        lead: dict[str, Any] | None = None,
     ) -> Sent:
         try:
-            delivery = self.service.send(operation, request.only(set(claim.numbers)), caller, budget)
+            delivery = self.service.send(operation, request.only(set(claim.numbers)), caller, budget, lead=lead)
         except GatewayError:
-            # Nothing was sent: the key is given back so that a retry is a real attempt.
-            self.store.release(claim)
+            # Nothing was sent: the key is given back so that a retry is a real attempt, if time is
+            # left for it (a claim left behind reads, after its lock, as numbers that may have gone).
+            if budget.send_by.allows(RELEASE_SECONDS):
+                self.store.release(claim)
             raise
         response = SendResponse.of(caller.request_id, delivery.result, delivery.reservation)
         fresh = response.model_dump(mode="json")  # this attempt's own results, before any merge

@@ -122,8 +122,17 @@ class SendService:
         self.ledger = ledger
         self.policy = policy
 
-    def send(self, operation: Operation, request: SendRequest, caller: Caller, budget: Budget) -> Delivery:
-        """Raises (a `GatewayError`) only before the provider is called: then nothing was sent."""
+    def send(
+        self,
+        operation: Operation,
+        request: SendRequest,
+        caller: Caller,
+        budget: Budget,
+        *,
+        lead: dict[str, Any] | None = None,
+    ) -> Delivery:
+        """Raises (a `GatewayError`, or `LeadRefused` for a refused `lead`) only before the provider
+        is called: then nothing was sent."""
         # Credentials first: if Secrets Manager is down, nothing is sent and no quota is used.
         credentials = self.provider.credentials()
         request = request.with_gateway_id(caller.request_id)
@@ -131,7 +140,9 @@ class SendService:
         route = (operation.provider, operation.name)
         gate = self.policy.gate(caller.tenant, numbers, self.ledger.clock(), lambda _: route)
         subject = Subject(tenant=caller.tenant, provider=operation.provider, source_ip=caller.source_ip)
-        reservation = self.ledger.reserve(subject, gate.allowed, budget.send_by, checks=gate.checks, scopes=gate.scopes)
+        reservation = self.ledger.reserve(
+            subject, gate.allowed, budget.send_by, checks=gate.checks, scopes=gate.scopes, lead=lead
+        )
         granted = [p for p in numbers if p in reservation.granted]
         if granted and budget.send_by.expired():
             give_back(self.ledger, reservation, granted, budget)
