@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import json
 import os
 import re
 import subprocess
@@ -14,7 +15,10 @@ import sys
 from email.parser import HeaderParser
 from pathlib import Path
 
+import botocore
 import pytest
+from botocore.loaders import Loader
+from botocore.model import ServiceModel
 from packaging.utils import canonicalize_name
 from slim_botocore import SERVICES
 
@@ -99,6 +103,38 @@ def test_botocore_keeps_only_the_service_models_the_functions_use(layer: Path) -
     assert (layer / "botocore" / "data" / "endpoints.json").is_file()
 
 
+def test_botocore_keeps_every_partition_and_region_and_the_kept_services_endpoints(layer: Path) -> None:
+    slim = json.loads((layer / "botocore" / "data" / "endpoints.json").read_text(encoding="utf-8"))
+    full = json.loads((Path(botocore.__file__).parent / "data" / "endpoints.json").read_text(encoding="utf-8"))
+
+    assert [p["partition"] for p in slim["partitions"]] == [p["partition"] for p in full["partitions"]]
+    for kept, shipped in zip(slim["partitions"], full["partitions"], strict=True):
+        assert {k: v for k, v in kept.items() if k != "services"} == {
+            k: v for k, v in shipped.items() if k != "services"
+        }
+        assert kept["services"] == {name: v for name, v in shipped["services"].items() if name in SERVICES}
+    assert (layer / "botocore" / "data" / "endpoints.json").stat().st_size < 100_000
+
+
+def _shapes(model: ServiceModel) -> dict[str, tuple[str, list[str]]]:
+    shapes = {name: model.shape_for(name) for name in model.shape_names}
+    return {name: (s.type_name, list(getattr(s, "members", {}))) for name, s in shapes.items()}
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_the_kept_models_lose_their_documentation_and_nothing_else(layer: Path, service: str) -> None:
+    slim = Loader(extra_search_paths=[], include_default_search_paths=False)
+    slim.search_paths.append(str(layer / "botocore" / "data"))
+    kept = ServiceModel(slim.load_service_model(service, "service-2"), service)
+    shipped = ServiceModel(Loader().load_service_model(service, "service-2"), service)
+
+    assert kept.operation_names == shipped.operation_names
+    assert kept.metadata == shipped.metadata
+    assert _shapes(kept) == _shapes(shipped)
+    assert shipped.operation_model(shipped.operation_names[0]).documentation
+    assert not kept.operation_model(kept.operation_names[0]).documentation
+
+
 def test_every_client_the_gateway_makes_has_its_model_in_the_layer() -> None:
     made = {
         name
@@ -114,8 +150,9 @@ def test_the_slim_layer_makes_the_gateways_clients_and_no_others(layer: Path) ->
     # botocore and its dependencies are pure Python: the arm64 layer runs here as it is
     code = """
 import boto3, botocore.exceptions
-for name in ("dynamodb", "secretsmanager", "sqs", "sts", "xray"):
-    boto3.client(name, region_name="cn-north-1")
+for region in ("cn-north-1", "us-east-1", "ap-southeast-1", "us-gov-west-1"):
+    for name in ("dynamodb", "secretsmanager", "sqs", "sts", "xray"):
+        print(boto3.client(name, region_name=region).meta.endpoint_url)
 try:
     boto3.client("s3", region_name="cn-north-1")
 except botocore.exceptions.UnknownServiceError:
@@ -124,9 +161,14 @@ print(boto3.__file__)
 """
     env = {"PYTHONPATH": str(layer), "PATH": os.environ["PATH"], "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"}
     done = subprocess.run([sys.executable, "-S", "-c", code], env=env, capture_output=True, text=True, check=False)  # noqa: S603
+    # the same clients from botocore as it ships, endpoints.json whole
+    env["PYTHONPATH"] = str(Path(botocore.__file__).parents[1])
+    shipped = subprocess.run([sys.executable, "-S", "-c", code], env=env, capture_output=True, text=True, check=False)  # noqa: S603
 
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == ["no s3", str(layer / "boto3" / "__init__.py")]
+    assert done.stdout.splitlines()[-2:] == ["no s3", str(layer / "boto3" / "__init__.py")]
+    assert done.stdout.splitlines()[:20] == shipped.stdout.splitlines()[:20]
+    assert "https://dynamodb.cn-north-1.amazonaws.com.cn" in done.stdout.splitlines()
 
 
 def _layer_python(cwd: Path, **environ: str) -> subprocess.CompletedProcess[str]:
