@@ -1,6 +1,7 @@
 """What a cold start imports: each provider function's module loads what a send needs, and leaves
 the OpenAPI document and Swagger UI (the docs route), the queue consumer (SQS batches) and
-libphonenumber (numbers outside mainland China) to the first request that uses them."""
+libphonenumber (numbers outside mainland China) to the first request that uses them; with tracing
+off, the X-Ray SDK is not loaded at all."""
 
 from __future__ import annotations
 
@@ -20,6 +21,9 @@ DEFERRED = (
     "aws_lambda_powertools.utilities.batch",
     # libphonenumber reads numbers outside mainland China only
     "phonenumbers",
+    # tracing is off
+    "aws_xray_sdk.core",
+    "wrapt",
 )
 CHILD = """
 import json, sys
@@ -48,3 +52,38 @@ def test_a_cold_start_imports_neither_the_docs_nor_the_queue_consumer(function: 
     )
 
     assert json.loads(child.stdout.splitlines()[-1]) == []
+
+
+TRACED = """
+import json, sys
+import app
+inner = app.handler.__wrapped__  # under the Logger's decorator
+print(json.dumps(["aws_xray_sdk.core" in sys.modules, inner.__code__.co_filename.rsplit("/", 2)[-2:]]))
+"""
+
+
+@pytest.mark.parametrize(
+    ("disabled", "expected"), [("false", [True, ["tracing", "tracer.py"]]), ("true", [False, ["smsgw", "api.py"]])]
+)
+def test_the_handler_is_traced_when_tracing_is_on_and_the_sdk_loaded_only_then(
+    disabled: str, expected: list[object]
+) -> None:
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "functions" / "polyv"), str(ROOT / "layers" / "shared")]),
+        "POWERTOOLS_TRACE_DISABLED": disabled,
+        "LAMBDA_TASK_ROOT": str(ROOT / "functions" / "polyv"),
+        "AWS_XRAY_CONTEXT_MISSING": "IGNORE_ERROR",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+
+    child = subprocess.run(  # noqa: S603 - this interpreter, a fixed script
+        [sys.executable, "-c", TRACED],
+        env=env,
+        cwd=ROOT / "functions" / "polyv",
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+    assert json.loads(child.stdout.splitlines()[-1]) == expected

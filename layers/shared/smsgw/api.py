@@ -21,7 +21,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from smsgw import bodies
 from smsgw.errors import GatewayError, InvalidRequest
 from smsgw.models import SendRequest
-from smsgw.observability import logger, metrics, tracer
+from smsgw.observability import logger, metrics, traced
 from smsgw.runtime import RuntimeOf, queue_consumer, runtime
 from smsgw.schemas import ErrorDetail, ErrorInfo, ErrorResponse, SendResponse
 from smsgw.sender import Key, resend_if_nothing_sent
@@ -250,7 +250,7 @@ def build_handler(
     # Sends emit their own metrics (smsgw.observability.report_send); the invocation adds only
     # its cold start, so an invocation that sends nothing has nothing to flush or warn about.
     @logger.inject_lambda_context
-    @tracer.capture_lambda_handler(capture_response=False)
+    @traced
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         if not cold.is_set():
             cold.set()

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol, cast
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
@@ -20,13 +21,22 @@ SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "sms-gateway")
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "SmsGateway")
 
 logger = Logger(service=SERVICE)
-tracer = Tracer(service=SERVICE)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 
 # The SDKs' DEBUG logs carry whole requests and answers (secrets, phone numbers): whatever level
 # the function's logs are set to, theirs stop at INFO.
 for _library in ("botocore", "boto3", "urllib3", "s3transfer", "aws_lambda_powertools"):
     logging.getLogger(_library).setLevel(logging.INFO)
+
+
+def traced[F: Callable[..., Any]](handler: F) -> F:
+    """The handler in an X-Ray subsegment (cold start and service annotated, its answer not
+    captured) where tracing is on. Where Powertools' Tracer would be off (POWERTOOLS_TRACE_DISABLED,
+    or outside Lambda), the handler itself: a Tracer loads the X-Ray SDK (its recorder, asyncio,
+    wrapt) when it is made, on every cold start, even to trace nothing."""
+    if Tracer._is_tracer_disabled():
+        return handler
+    return cast(F, Tracer(service=SERVICE).capture_lambda_handler(handler, capture_response=False))
 
 
 class Reported(Protocol):

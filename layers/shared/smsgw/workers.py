@@ -26,7 +26,7 @@ from smsgw.config import (
 )
 from smsgw.credentials import CredentialStore
 from smsgw.deliveries import DeliveryStore
-from smsgw.observability import logger, tracer
+from smsgw.observability import logger, traced
 from smsgw.providers.base import no_retry_session
 from smsgw.receiving import ReceiptConsumer, ReceiptsQueue, ReceiptTokens
 from smsgw.reconcile import Reconciler
@@ -96,7 +96,7 @@ def webhook_sender() -> WebhookSender:
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler(capture_response=False)
+@traced
 def send_webhooks(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     sender = webhook_sender()
     processor = AsyncBatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
@@ -142,7 +142,7 @@ def reconciler() -> tuple[Reconciler, ReceiptConsumer]:
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler(capture_response=False)
+@traced
 def reconcile(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     run, announcer = reconciler()
     summary = run.run()
