@@ -28,7 +28,8 @@ def parse_limits(text: str, timezone: str) -> Limits:
 
 
 class _FromEnv(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    # A function reads one of these: each builds its validator when it is first read.
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Self:
@@ -168,7 +169,7 @@ class ReceiptSettings(Settings):
 class ReceiptTokenSecret(BaseModel):
     """The receipt routes' path tokens, one per provider that pushes receipts."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     aliyun: str | None = Field(default=None, min_length=16)
     ronglian: str | None = Field(default=None, min_length=16)

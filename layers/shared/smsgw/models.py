@@ -163,7 +163,9 @@ CallbackUrl = Annotated[
 
 
 class SendRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+    # A function validates one or two of these models: each builds its validator when first used,
+    # not on every cold start of every function.
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False, defer_build=True)
 
     callback_url: CallbackUrl | None = None
 
@@ -240,7 +242,7 @@ class AliyunInterSmsRequest(_AliyunRequest):
 
 
 class BatchMessage(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     phone_number: BatchPhone = Field(repr=False)
     sign_name: SignName | None = Field(default=None, description="Overrides the request's sign_name.")

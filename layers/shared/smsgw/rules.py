@@ -29,7 +29,7 @@ HLR segment: 1380013xxxx)."""
 class Guard(BaseModel):
     """Velocity limits against SMS pumping: sends per hour to one number block and to one country."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     block_per_hour: int | None = Field(
         default=None, ge=0, description="Sends per hour to one number block; 0: off; none: the deployment's."
@@ -43,7 +43,7 @@ class Guard(BaseModel):
 class Budget(BaseModel):
     """A daily spend limit, in the prices' unit (say, fen), and what each send is estimated to cost."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     daily_limit: int = Field(ge=1)
     prices: dict[str, int] = Field(
@@ -62,7 +62,7 @@ class Budget(BaseModel):
 
 
 class Rules(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     allowed_countries: list[Country] | None = Field(
         default=None, description="Destination countries (ISO 3166-1 alpha-2); none: the deployment's default."
