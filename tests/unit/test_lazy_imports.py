@@ -1,7 +1,8 @@
 """What a cold start imports: each provider function's module loads what a send needs, and leaves
 the OpenAPI document and Swagger UI (the docs route), the queue consumer (SQS batches) and
 libphonenumber (numbers outside mainland China) to the first request that uses them; with tracing
-off, the X-Ray SDK is not loaded at all."""
+off, the X-Ray SDK is not loaded at all, nor the parts of Powertools the gateway does not use
+(smsgw.lazy_packages)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,13 @@ DEFERRED = (
     # tracing is off
     "aws_xray_sdk.core",
     "wrapt",
+    # Powertools' other resolvers and event classes, and parameter providers other than Secrets Manager's
+    "aws_lambda_powertools.event_handler.appsync",
+    "aws_lambda_powertools.event_handler.bedrock_agent",
+    "aws_lambda_powertools.utilities.data_classes.s3_event",
+    "aws_lambda_powertools.utilities.data_classes.kinesis_firehose_event",
+    "aws_lambda_powertools.utilities.parameters.ssm",
+    "asyncio",
 )
 CHILD = """
 import json, sys
