@@ -95,3 +95,31 @@ def test_the_handler_is_traced_when_tracing_is_on_and_the_sdk_loaded_only_then(
     )
 
     assert json.loads(child.stdout.splitlines()[-1]) == expected
+
+
+PLUGINS = """
+import json
+import app
+from pydantic.plugin import _loader
+print(json.dumps(_loader._plugins is None))
+"""
+
+
+def test_a_cold_start_never_looks_for_pydantic_plugins() -> None:
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"},
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "functions" / "polyv"), str(ROOT / "layers" / "shared")]),
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+
+    child = subprocess.run(  # noqa: S603 - this interpreter, a fixed script
+        [sys.executable, "-c", PLUGINS],
+        env=env,
+        cwd=ROOT / "functions" / "polyv",
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+    assert json.loads(child.stdout.splitlines()[-1]) is True
