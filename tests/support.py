@@ -168,3 +168,36 @@ def sqs_event(*records: tuple[str, Any], queue: str = "PolyvQueue", receive_coun
         record["attributes"]["ApproximateReceiveCount"] = str(receive_count)
         batch.append(record)
     return {"Records": batch}
+
+
+def polyv_message(*phones: str, **envelope: Any) -> dict[str, Any]:
+    """A Polyv send as a queued message's body, with envelope fields (`idempotencyKey`, `tenant`)."""
+    return {
+        "phone_numbers": list(phones),
+        "template_param_names": ["code"],
+        "template_param_values": ["1234"],
+        **envelope,
+    }
+
+
+def log_record(tenant: str, request_id: str) -> tuple[int, dict[str, Any]]:
+    """A tenant's message log record, as the status route answers it."""
+    event = json.loads((EVENTS / "polyv-send.json").read_text())
+    event.update(httpMethod="GET", resource="/v1/messages/{requestId}", path=f"/v1/messages/{request_id}", body=None)
+    event["pathParameters"] = {"requestId": request_id}
+    event["requestContext"]["identity"]["apiKeyId"] = tenant
+    return invoke("messages", event)
+
+
+def dead_letters(url: str) -> list[dict[str, Any]]:
+    """What a queue holds, taken out of it."""
+    found: list[dict[str, Any]] = []
+    while (
+        batch := boto3.client("sqs")
+        .receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], WaitTimeSeconds=0)
+        .get("Messages", [])
+    ):
+        found.extend(batch)
+        for message in batch:
+            boto3.client("sqs").delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return found
