@@ -82,6 +82,10 @@ invoke: $(RUN_STAMP) ## One handler in process against the running stack: make i
 	@test -n "$(FUNCTION)" -a -n "$(EVENT)" || { echo "usage: make invoke FUNCTION=PolyvFunction EVENT=events/polyv-send.json"; exit 2; }
 	$(PY) -m local.invoke --function $(FUNCTION) --event $(EVENT) --state $(STATE_DIR)/state.json
 
+.PHONY: reconcile
+reconcile: $(RUN_STAMP) ## Reconciliation once on the running stack, which has no scheduler: make reconcile [AHEAD=73h]
+	$(PY) -m local.reconcile --state $(STATE_DIR)/state.json $(if $(AHEAD),--ahead $(AHEAD))
+
 .PHONY: tenant
 tenant: $(RUN_STAMP) ## Create a tenant (an API key with its own usage plan): make tenant NAME=shop-1 STACK=sms-gateway
 	@test -n "$(NAME)" -a -n "$(STACK)" || { echo "usage: make tenant NAME=shop-1 STACK=sms-gateway [RATE=50 BURST=100 QUOTA=10000] (the template's defaults)"; exit 2; }
