@@ -397,6 +397,9 @@ class ApiGatewayEmulator:
 
         class RequestHandler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes: with Nagle's algorithm on, a kept-alive
+            # connection's body waits for the client's delayed ACK of the headers (some 40 ms).
+            disable_nagle_algorithm = True
 
             def _serve(self) -> None:
                 body = self._read_body()

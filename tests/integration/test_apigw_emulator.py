@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import statistics
 import threading
 import time
 import uuid
@@ -371,3 +372,17 @@ def test_a_proxied_prefix_serves_another_server_without_an_api_key() -> None:
     assert posted.status_code == 201
     assert seen == [("GET", "/index", b""), ("POST", "/things/1?x=2", b'{"a": 1}')]
     assert (bare.status_code, bare.headers["location"]) == (308, "/_side/")
+
+
+def test_a_kept_alive_connection_gets_each_answer_without_waiting_for_a_delayed_ack(gateway: str) -> None:
+    # Headers and body are two writes: with Nagle's algorithm on, each answer on a kept-alive
+    # connection would wait some 40 ms for the client's delayed ACK.
+    took = []
+    with requests.Session() as session:
+        for _ in range(20):
+            started = time.perf_counter()
+            answer = session.post(f"{gateway}/echo/alice", json={}, headers={"x-api-key": API_KEY}, timeout=10)
+            took.append(time.perf_counter() - started)
+            assert answer.status_code == 200
+
+    assert statistics.median(took) < 0.030, [f"{t * 1000:.0f} ms" for t in took]
