@@ -279,8 +279,10 @@ class Receipts:
                     sms.outcome = "undelivered" if failed else "delivered"
                     sms.code = (UNDELIVERED_CODES if failed else DELIVERED_CODES)[sms.sent.provider]
                     sms.receipt = "scheduled"
-                self._schedule(sms, now + self._delay(settings), lost=self._random.random() < settings.lose)
-                if self._random.random() < settings.duplicate:
+                lost = self._random.random() < settings.lose
+                self._schedule(sms, now + self._delay(settings), lost=lost)
+                # A lost receipt is never pushed, not even a copy of it.
+                if not lost and self._random.random() < settings.duplicate:
                     self._schedule(sms, now + self._delay(settings) + self._random.random() * max(settings.delay, 0.5))
             self._changed.notify_all()
 

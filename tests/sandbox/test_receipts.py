@@ -6,11 +6,8 @@ by the gateway's own client."""
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 import requests
@@ -33,6 +30,7 @@ from tests.sandbox.provider_calls import (
     ronglian_post,
     template_sms,
 )
+from tests.support import LoopbackEndpoint
 
 
 class Receiver:
@@ -41,22 +39,13 @@ class Receiver:
     def __init__(self) -> None:
         self.pushes: list[tuple[str, str, str]] = []
         self.status = 200
-        received = self
+        self.endpoint = LoopbackEndpoint(self.take)
+        self.url = self.endpoint.url
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["content-length"])).decode()
-                received.pushes.append((self.path, self.headers["content-type"], body))
-                self.send_response(received.status)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *_: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+    def take(self, path: str, headers: Mapping[str, str], body: bytes) -> int:
+        content_type = next(v for k, v in headers.items() if k.lower() == "content-type")
+        self.pushes.append((path, content_type, body.decode()))
+        return self.status
 
     def of(self, path: str) -> list[tuple[str, str]]:
         return [(kind, body) for where, kind, body in self.pushes if where == path]
@@ -66,7 +55,7 @@ class Receiver:
 def receiver() -> Iterator[Receiver]:
     server = Receiver()
     yield server
-    server.server.shutdown()
+    server.endpoint.close()
 
 
 @pytest.fixture
