@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,35 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+Post = Callable[[str, Mapping[str, str], bytes], int]
+"""A POST's path, headers and body → the HTTP status to answer."""
+
+
+class LoopbackEndpoint:
+    """An HTTP endpoint on loopback (a receipt URL, a client's webhook URL): every POST is handed
+    to `handle`, whose status is the answer; `close()` stops it."""
+
+    def __init__(self, handle: Post) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                status = handle(self.path, dict(self.headers.items()), body)
+                self.send_response(status)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def dynamodb_client(url: str, config: Config | None = None) -> Any:
