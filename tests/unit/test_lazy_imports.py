@@ -22,6 +22,8 @@ DEFERRED = (
     "aws_lambda_powertools.utilities.batch",
     # libphonenumber reads numbers outside mainland China only
     "phonenumbers",
+    # webhooks: a request that names a callback_url
+    "smsgw.webhooks",
     # tracing is off
     "aws_xray_sdk.core",
     "wrapt",

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from smsgw.deliveries import DeliveryStore, sent_calls
 from smsgw.errors import DependencyUnavailable
-from smsgw.webhooks import Event, check_destination, event
+
+if TYPE_CHECKING:
+    from smsgw.webhooks import Event
 
 EVENTS_PER_MESSAGE = 200
 """Events in one queue message: 200 stay well within SQS's 256 KiB."""
@@ -44,6 +46,9 @@ class Tracking:
     def check_callback(self, url: str | None) -> None:
         """A request's `callback_url`, refused (400) before anything is sent if no webhook may go there."""
         if url is not None:
+            # smsgw.webhooks only for a request that names a callback: not at every cold start
+            from smsgw.webhooks import check_destination
+
             check_destination(url, allow_loopback=self.allow_loopback, resolve=False)
 
     def index_items(
@@ -59,6 +64,8 @@ class Tracking:
         """The `message.accepted` events of a send, one per accepted handset."""
         if callback_url is None or self.webhooks is None:
             return
+        from smsgw.webhooks import event
+
         seen: set[str] = set()
         events = []
         for result in body.get("results", []):
