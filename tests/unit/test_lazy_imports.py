@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,26 +43,29 @@ print(json.dumps(sorted(name for name in sys.modules if name in {names!r})))
 """
 
 
-@pytest.mark.parametrize("function", ["polyv", "aliyun", "ronglian"])
-def test_a_cold_start_imports_neither_the_docs_nor_the_queue_consumer(function: str) -> None:
-    env = {
-        **os.environ,
+def cold_start(function: str, script: str, **environ: str) -> Any:
+    """What `script` prints last, in a fresh interpreter that imports the function as Lambda would."""
+    env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"} | {
         "PYTHONPATH": os.pathsep.join([str(ROOT / "functions" / function), str(ROOT / "layers" / "shared")]),
         "PROVIDER": function,
         "POWERTOOLS_TRACE_DISABLED": "true",
         "AWS_DEFAULT_REGION": "us-east-1",
+        **environ,
     }
-
     child = subprocess.run(  # noqa: S603 - this interpreter, a fixed script
-        [sys.executable, "-c", CHILD.format(names=set(DEFERRED))],
+        [sys.executable, "-c", script],
         env=env,
         cwd=ROOT / "functions" / function,
         capture_output=True,
         text=True,
         check=True,
     )
+    return json.loads(child.stdout.splitlines()[-1])
 
-    assert json.loads(child.stdout.splitlines()[-1]) == []
+
+@pytest.mark.parametrize("function", ["polyv", "aliyun", "ronglian"])
+def test_a_cold_start_imports_neither_the_docs_nor_the_queue_consumer(function: str) -> None:
+    assert cold_start(function, CHILD.format(names=set(DEFERRED))) == []
 
 
 TRACED = """
@@ -78,25 +82,15 @@ print(json.dumps(["aws_xray_sdk.core" in sys.modules, inner.__code__.co_filename
 def test_the_handler_is_traced_when_tracing_is_on_and_the_sdk_loaded_only_then(
     disabled: str, expected: list[object]
 ) -> None:
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT / "functions" / "polyv"), str(ROOT / "layers" / "shared")]),
-        "POWERTOOLS_TRACE_DISABLED": disabled,
-        "LAMBDA_TASK_ROOT": str(ROOT / "functions" / "polyv"),
-        "AWS_XRAY_CONTEXT_MISSING": "IGNORE_ERROR",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
-
-    child = subprocess.run(  # noqa: S603 - this interpreter, a fixed script
-        [sys.executable, "-c", TRACED],
-        env=env,
-        cwd=ROOT / "functions" / "polyv",
-        capture_output=True,
-        text=True,
-        check=True,
+    traced = cold_start(
+        "polyv",
+        TRACED,
+        POWERTOOLS_TRACE_DISABLED=disabled,
+        LAMBDA_TASK_ROOT=str(ROOT / "functions" / "polyv"),
+        AWS_XRAY_CONTEXT_MISSING="IGNORE_ERROR",
     )
 
-    assert json.loads(child.stdout.splitlines()[-1]) == expected
+    assert traced == expected
 
 
 PLUGINS = """
@@ -108,20 +102,4 @@ print(json.dumps(_loader._plugins is None))
 
 
 def test_a_cold_start_never_looks_for_pydantic_plugins() -> None:
-    env = {
-        **{k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"},
-        "PYTHONPATH": os.pathsep.join([str(ROOT / "functions" / "polyv"), str(ROOT / "layers" / "shared")]),
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
-
-    child = subprocess.run(  # noqa: S603 - this interpreter, a fixed script
-        [sys.executable, "-c", PLUGINS],
-        env=env,
-        cwd=ROOT / "functions" / "polyv",
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-
-    assert json.loads(child.stdout.splitlines()[-1]) is True
+    assert cold_start("polyv", PLUGINS) is True
