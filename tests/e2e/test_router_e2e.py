@@ -140,7 +140,12 @@ def test_the_routes_docs_need_no_api_key(router_stack: LocalStack) -> None:
 
     assert (page.status_code, document.status_code) == (200, 200)
     assert "swagger" in page.text.lower()
-    assert set(document.json()["paths"]) == {"/v1/messages", "/v1/templates/{name}"}
+    assert set(document.json()["paths"]) == {
+        "/v1/messages",
+        "/v1/templates/{name}",
+        "/v1/rules",
+        "/v1/opt-outs/{phone}",
+    }
 
 
 def refuse(stack: LocalStack, sandbox: ProviderSandbox, how: str) -> None:
