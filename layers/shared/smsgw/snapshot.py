@@ -7,10 +7,11 @@ resolver (each route's validation built by a request it refuses). Nothing is sen
 connects: no socket is opened, no AWS credential or secret is read, no client or session is kept.
 
 After a restore, each copy reseeds every pseudo-random generator the snapshot holds, closes and
-forgets every client and session (`smsgw.connections`) and what was composed from them (credential
-caches included, `runtime.reset`), and resolves AWS credentials anew: two copies of one snapshot
-share no generator state, socket or credential. The ids and nonces the gateway makes come from
-`uuid.uuid4`, which reads `os.urandom` at each call, never from state the snapshot could copy.
+forgets every client and session (`smsgw.connections`) and what was composed from them (the cached
+secrets included, `runtime.reset`), and replaces boto3's session if it holds AWS credentials: two
+copies of one snapshot share no generator state, socket or credential, and each resolves its own on
+its first request. The ids and nonces the gateway makes come from `uuid.uuid4`, which reads
+`os.urandom` at each call, never from state the snapshot could copy.
 
 `snapshot_restore_py` exists only in Lambda's Python runtime: elsewhere nothing is registered, and
 the hooks stay callable (the tests run them in process).
