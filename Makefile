@@ -37,7 +37,7 @@ ADMIN_API_KEY ?= local-admin-key
 
 .PHONY: help
 help: ## List the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 # A new run lock starts the virtualenv afresh (nothing it dropped stays behind), and the dev step
 # follows on the next `make test`; a new dev lock installs over what is there.
@@ -82,6 +82,10 @@ invoke: $(RUN_STAMP) ## One handler in process against the running stack: make i
 	@test -n "$(FUNCTION)" -a -n "$(EVENT)" || { echo "usage: make invoke FUNCTION=PolyvFunction EVENT=events/polyv-send.json"; exit 2; }
 	$(PY) -m local.invoke --function $(FUNCTION) --event $(EVENT) --state $(STATE_DIR)/state.json
 
+.PHONY: reconcile
+reconcile: $(RUN_STAMP) ## Reconciliation once on the running stack, which has no scheduler: make reconcile [AHEAD=73h]
+	$(PY) -m local.reconcile --state $(STATE_DIR)/state.json $(if $(AHEAD),--ahead $(AHEAD))
+
 .PHONY: tenant
 tenant: $(RUN_STAMP) ## Create a tenant (an API key with its own usage plan): make tenant NAME=shop-1 STACK=sms-gateway
 	@test -n "$(NAME)" -a -n "$(STACK)" || { echo "usage: make tenant NAME=shop-1 STACK=sms-gateway [RATE=50 BURST=100 QUOTA=10000] (the template's defaults)"; exit 2; }
@@ -96,6 +100,28 @@ template: $(RUN_STAMP) ## A tenant's template: make template ACTION=put NAME=log
 		echo "       [TENANT=<API key id>] [STACK=sms-gateway] (without STACK: the local stack of STATE_DIR)"; exit 2; }
 	$(PY) scripts/templates.py $(ACTION) $(if $(filter-out list,$(ACTION)),$(NAME)) $(if $(filter put,$(ACTION)),$(FILE)) \
 		$(if $(TENANT),--tenant $(TENANT)) $(if $(STACK),--stack $(STACK),--local --state $(STATE_DIR)/state.json)
+
+# A tenant's abuse rules and opt-outs, and its webhook signing secret: a deployed stack's with STACK,
+# else the running local stack's (STATE_DIR). TENANT is an API key id (locally: the first key's).
+WHERE = $(if $(TENANT),--tenant $(TENANT)) $(if $(STACK),--stack $(STACK),--local --state $(STATE_DIR)/state.json)
+
+.PHONY: rules
+rules: $(RUN_STAMP) ## A tenant's abuse rules: make rules [ACTION=get] | ACTION=put FILE=rules.json [TENANT=… STACK=…]
+	@case "$(or $(ACTION),get)" in get) true;; put) test -n "$(FILE)";; *) false;; esac || { \
+		echo "usage: make rules [ACTION=get] | make rules ACTION=put FILE=rules.json   [TENANT=<API key id>] [STACK=sms-gateway]"; exit 2; }
+	$(PY) scripts/rules.py $(or $(ACTION),get) $(if $(filter put,$(ACTION)),$(FILE)) $(WHERE)
+
+.PHONY: opt-out
+opt-out: $(RUN_STAMP) ## A number's opt-out: make opt-out PHONE=13800138000 [ACTION=put|get|delete] [TENANT=… STACK=…]
+	@case "$(or $(ACTION),put)" in put|get|delete) test -n "$(PHONE)";; *) false;; esac || { \
+		echo "usage: make opt-out PHONE=13800138000 [ACTION=put|get|delete] [TENANT=<API key id>] [STACK=sms-gateway]"; exit 2; }
+	$(PY) scripts/rules.py $(if $(filter get,$(ACTION)),opted-out,$(if $(filter delete,$(ACTION)),opt-in,opt-out)) $(PHONE) $(WHERE)
+
+.PHONY: webhook-secret
+webhook-secret: $(RUN_STAMP) ## A tenant's webhook signing secret: make webhook-secret [ACTION=set|remove] [TENANT=… STACK=…]
+	@case "$(or $(ACTION),set)" in set|remove) true;; *) false;; esac || { \
+		echo "usage: make webhook-secret [ACTION=set|remove] [TENANT=<API key id>] [STACK=sms-gateway]"; exit 2; }
+	$(PY) scripts/webhooks.py $(or $(ACTION),set) $(WHERE)
 
 .PHONY: admin-key
 admin-key: $(RUN_STAMP) ## An admin API key, for a tenant's templates: make admin-key NAME=shop-1-admin STACK=sms-gateway TENANT=<API key id>

@@ -15,7 +15,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import coldstart, inprocess, report, sizes
+from bench import coldstart, inprocess, report, routes, sizes
 from bench.inprocess import Harness, log
 from bench.probes import OtherWork, Probe
 from bench.stack import REPOSITORY, running_stack
@@ -34,9 +34,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.markdown, args.plot = args.markdown.resolve(), args.plot.resolve()
     counts = (
-        {"cold": 2, "warm": 20, "warmup": 5, "phases": 10, "reps": 1, "injected": 1, "queue": 1}
+        {"cold": 2, "warm": 20, "warmup": 5, "phases": 10, "reps": 1, "injected": 1, "queue": 1, "receipts": 20}
         if args.quick
-        else {"cold": 11, "warm": 300, "warmup": 100, "phases": 100, "reps": 5, "injected": 3, "queue": 5}
+        else {
+            "cold": 11,
+            "warm": 300,
+            "warmup": 100,
+            "phases": 100,
+            "reps": 5,
+            "injected": 3,
+            "queue": 5,
+            "receipts": 300,
+        }
     )
     saved = OUT / "results.pickle"
     if args.report_only:
@@ -75,6 +84,14 @@ def main(argv: list[str] | None = None) -> int:
             other.mark("batch sizes")
             queue = inprocess.queue_batches(harness, reps=counts["queue"])
             other.mark("SQS batches")
+            sdk = routes.sdk_beside_gateway(harness, calls=counts["warm"], warmup=counts["warmup"])
+            other.mark("SDK handler")
+            unified = routes.unified_route(
+                harness, calls=counts["warm"], warmup=counts["warmup"], injected=counts["injected"]
+            )
+            other.mark("unified route")
+            receipts = routes.receipts(harness, pushes=counts["receipts"], warmup=counts["warmup"])
+            other.mark("receipts")
             harness.inject("none")
     elapsed = time.monotonic() - started
     results = report.Results(
@@ -88,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         warm=warm,
         sweep=sweep,
         queue=queue,
+        sdk=sdk,
+        unified=unified,
+        receipts=receipts,
         artifacts=artifacts,
         layer_entries=layer_entries,
     )

@@ -2,7 +2,9 @@
 `bench` package, so that nothing but what is measured gets imported).
 
     python bench/coldstart_child.py FD handler CODE_DIR LAYER_DIR EVENT_FILE
-    python bench/coldstart_child.py FD aliyun-sdk ENDPOINT EVENT_FILE
+    python bench/coldstart_child.py FD aliyun-sdk EVENT_FILE
+
+bench.inprocess imports it for `load_aliyun_sdk` alone (the same handler measured warm).
 
 Imports the handler the way the Lambda runtime does (code folder, then the layer, first on
 sys.path), serves the one event, and writes one JSON line of monotonic timestamps to file
@@ -38,14 +40,22 @@ class Context:
 
 
 def load_aliyun_sdk() -> "Callable[[dict[str, Any], Context], dict[str, Any]]":
-    """The minimal function a developer would write with the official SDK: same SMS, no quotas,
-    no idempotency, no log. Imported at module level, as such a function would."""
+    """The minimal function a developer would write with the official SDK and boto3: one quota
+    counter per number and day taken by a conditional `UpdateItem` (ADD, refused at the limit) in
+    the quota table, then the same SMS; no idempotency, no log. Imported, and its clients made, at
+    module level, as such a function would."""
+    import time
+
+    import boto3
     from alibabacloud_dysmsapi20170525 import models
     from alibabacloud_dysmsapi20170525.client import Client
     from alibabacloud_tea_openapi import utils_models
 
-    def handler(event: "dict[str, Any]", context: Context) -> "dict[str, Any]":
-        config = utils_models.Config(
+    table = os.environ["QUOTA_TABLE_NAME"]
+    limit = os.environ.get("SDK_DAILY_LIMIT", "1000000")
+    dynamodb = boto3.client("dynamodb")
+    client = Client(
+        utils_models.Config(
             access_key_id=os.environ["ALIYUN_ACCESS_KEY_ID"],
             access_key_secret=os.environ["ALIYUN_ACCESS_KEY_SECRET"],
             endpoint=os.environ["ALIYUN_ENDPOINT"],
@@ -56,15 +66,30 @@ def load_aliyun_sdk() -> "Callable[[dict[str, Any], Context], dict[str, Any]]":
             signature_algorithm="v2",
             global_parameters=utils_models.GlobalParameters(queries={"Format": "JSON"}),
         )
+    )
+
+    def handler(event: "dict[str, Any]", context: Context) -> "dict[str, Any]":
         body = json.loads(event["body"])
         messages = body["messages"]
+        day = time.strftime("%Y-%m-%d", time.gmtime())
+        try:
+            dynamodb.update_item(
+                TableName=table,
+                Key={"pk": {"S": f"sdk#{messages[0]['phone_number']}#{day}"}},
+                UpdateExpression="ADD #n :one",
+                ConditionExpression="attribute_not_exists(#n) OR #n < :limit",
+                ExpressionAttributeNames={"#n": "sent"},
+                ExpressionAttributeValues={":one": {"N": "1"}, ":limit": {"N": limit}},
+            )
+        except dynamodb.exceptions.ConditionalCheckFailedException:
+            return {"statusCode": 429, "body": json.dumps({"error": "quota exceeded"})}
         request = models.SendBatchSmsRequest(
             phone_number_json=json.dumps([m["phone_number"] for m in messages]),
             sign_name_json=json.dumps([body["sign_name"]] * len(messages)),
             template_code=body["template_code"],
             template_param_json=json.dumps([m["template_param"] for m in messages]),
         )
-        answer = Client(config).send_batch_sms(request)
+        answer = client.send_batch_sms(request)
         return {"statusCode": 200 if answer.body.code == "OK" else 502, "body": json.dumps(answer.body.to_map())}
 
     return handler
@@ -86,8 +111,7 @@ def main() -> None:
 
         handler = app.handler
     else:
-        os.environ["ALIYUN_ENDPOINT"] = sys.argv[3]
-        with open(sys.argv[4]) as f:
+        with open(sys.argv[3]) as f:
             event = json.load(f)
         import_start = time.monotonic()
         handler = load_aliyun_sdk()
@@ -114,4 +138,5 @@ def main() -> None:
     os.close(fd)
 
 
-main()
+if __name__ == "__main__":
+    main()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import statistics
 import sys
 import uuid
@@ -53,10 +54,17 @@ class Harness:
         self.probe = probe
         self.phones = Phones(start=uuid.uuid4().int % 10**8)
         self.provider: str | None = None
+        self._applied: set[str] = set()
 
-    def use(self, provider: str) -> None:
+    def use(self, provider: str, environment: dict[str, str] | None = None) -> None:
+        """A provider function's configuration, or another function's (`environment`, under a
+        name of its own in `provider`)."""
         if provider != self.provider:
-            apply_environment(self.stack.environment(provider))
+            values = environment or self.stack.environment(provider)
+            for name in self._applied - values.keys():
+                os.environ.pop(name, None)
+            apply_environment(values)
+            self._applied = set(values)
             runtime.reset()
             # The dropped clients and thread pools go now, not at some later collection that
             # would land inside a timed call.
@@ -211,7 +219,7 @@ def sweep(harness: Harness, *, reps: int, injected_reps: int) -> dict[tuple[str,
             if size == 100:
                 plan += [("dynamodb", False, injected_reps), ("provider", False, injected_reps)]
             if op.name == "polyv.send" and size in (1, 100):
-                plan.append(("none", True, reps))
+                plan += [("none", True, reps), ("both", True, injected_reps)]
             harness.inject("none")
             harness.send(op, size)  # warm-up at this size
             for rep in range(max(n for _, _, n in plan)):

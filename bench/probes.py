@@ -1,7 +1,8 @@
 """Where a handler's time goes: every DynamoDB call and every provider HTTP call it makes, with its
 start and end, and optional latency injected into DynamoDB calls.
 
-- DynamoDB: botocore event hooks on a session installed as `boto3.DEFAULT_SESSION` (the gateway
+- DynamoDB (and every other AWS service the handler calls: SQS, Secrets Manager): botocore event
+  hooks on a session installed as `boto3.DEFAULT_SESSION` (the gateway
   makes its one DynamoDB client with `boto3.client`, as tests/integration/test_send_flow.py relies
   on). `before-call` names the operation and starts the client's own work (parameter validation,
   serialisation, signing); `before-send` starts the I/O just before the HTTP request leaves;
@@ -28,13 +29,14 @@ import boto3
 from requests import PreparedRequest, Response
 from requests.adapters import HTTPAdapter
 
+from bench.capacity import request_units
 from smsgw import runtime
 
 
 @dataclass(frozen=True, slots=True)
 class Call:
     kind: str
-    """`dynamodb` or `provider`."""
+    """`provider`, or the AWS service called: `dynamodb`, `sqs`, `secrets-manager`."""
     name: str
     start: float
     """The request leaves."""
@@ -44,6 +46,8 @@ class Call:
     """The SDK call began (before serialisation and signing)."""
     call_end: float
     """The SDK call returned (after parsing)."""
+    units: tuple[float, float] = (0.0, 0.0)
+    """DynamoDB's on-demand (write, read) request units for it (bench.capacity)."""
 
     @property
     def client_time(self) -> float:
@@ -66,7 +70,7 @@ def process_cpu(pid: int) -> float:
 
 class OtherWork:
     """How much of the machine's CPU went to processes other than the benchmark's own (this
-    process, its finished children, DynamoDB Local), phase by phase: other sessions' tests
+    process, its finished children, DynamoDB Local), phase by phase: other programs' tests and builds
     running on the same cores show up here."""
 
     def __init__(self) -> None:
@@ -110,11 +114,13 @@ class Probe:
         self._lock = threading.Lock()
         self._local = threading.local()
         events = self.session.events
-        events.register("before-call.dynamodb", self._before_call)
-        events.register("before-send.dynamodb", self._before_send)
-        events.register("before-parse.dynamodb", self._before_parse)
-        events.register("after-call.dynamodb", self._after_call)
-        events.register("after-call-error.dynamodb", self._after_call)
+        # Every AWS service (DynamoDB, SQS, Secrets Manager): each call is recorded under its service.
+        events.register("before-parameter-build.dynamodb", self._parameters)
+        events.register("before-call", self._before_call)
+        events.register("before-send", self._before_send)
+        events.register("before-parse", self._before_parse)
+        events.register("after-call", self._after_call)
+        events.register("after-call-error", self._after_call)
         self._saved_session: Any = None
         self._saved_send: Callable[..., Any] | None = None
         self.sandbox_cpu = 0.0
@@ -140,15 +146,21 @@ class Probe:
 
     # -- hooks -------------------------------------------------------------------------------
 
-    def _before_call(self, model: Any = None, **_: Any) -> None:
+    def _parameters(self, model: Any = None, params: Any = None, **_: Any) -> None:
+        self._local.units = request_units(getattr(model, "name", "?"), params or {})
+
+    def _before_call(self, model: Any = None, event_name: str = "", **_: Any) -> None:
         local = self._local
         local.name = getattr(model, "name", "?")
+        local.service = event_name.split(".")[1] if event_name.count(".") >= 1 else "?"
+        if local.service != "dynamodb":
+            local.units = (0.0, 0.0)
         local.call_start = time.perf_counter()
         local.start = local.end = None
 
     def _before_send(self, **_: Any) -> None:
         self._local.start = time.perf_counter()
-        if self.dynamodb_delay:
+        if self.dynamodb_delay and getattr(self._local, "service", "") == "dynamodb":
             time.sleep(self.dynamodb_delay)
 
     def _before_parse(self, **_: Any) -> None:
@@ -157,10 +169,14 @@ class Probe:
     def _after_call(self, **_: Any) -> None:
         now = time.perf_counter()
         local = self._local
-        if local.start is None:
+        if getattr(local, "start", None) is None:
             return
         end = local.end if local.end is not None else now
-        self._record(Call("dynamodb", local.name, local.start, end, local.call_start, now))
+        self._record(
+            Call(
+                local.service, local.name, local.start, end, local.call_start, now, getattr(local, "units", (0.0, 0.0))
+            )
+        )
         local.start = local.end = None
 
     def _record(self, call: Call) -> None:
@@ -287,9 +303,25 @@ def covered(calls: Sequence[Call], lo: float, hi: float) -> float:
 def rounds(calls: Sequence[Call]) -> int:
     """Sequential rounds: a call is one round after the latest-round call that ended before it
     started. The answer is the longest chain of calls each of which waited for the previous one."""
+    return max((depth for _, depth in depths(calls)), default=0)
+
+
+def depths(calls: Sequence[Call]) -> list[tuple[Call, int]]:
+    """Each call with its round: one after the latest-round call that ended before it started."""
     ordered = sorted(calls, key=lambda c: c.start)
-    depth: list[int] = []
-    for i, call in enumerate(ordered):
-        before = [depth[j] for j in range(i) if ordered[j].end <= call.start]
-        depth.append(1 + max(before, default=0))
-    return max(depth, default=0)
+    found: list[tuple[Call, int]] = []
+    for call in ordered:
+        found.append((call, 1 + max((d for c, d in found if c.end <= call.start), default=0)))
+    return found
+
+
+def critical_rounds(calls: Sequence[Call]) -> tuple[int, int]:
+    """(DynamoDB rounds, provider rounds) the send waits for, from DynamoDB and provider calls
+    together: each round of the whole send is a provider round if a provider call is in it, and a
+    DynamoDB round otherwise, so a DynamoDB call made beside a provider call (the read-back of what
+    is left) costs no round of its own."""
+    levels: dict[int, set[str]] = {}
+    for call, depth in depths([c for c in calls if c.kind in ("dynamodb", "provider")]):
+        levels.setdefault(depth, set()).add(call.kind)
+    provider = sum(1 for kinds in levels.values() if "provider" in kinds)
+    return len(levels) - provider, provider

@@ -6,6 +6,10 @@ It knows several API keys, by id: the id of the key a request came with reaches 
 
 Refusals (no route, missing or wrong API key, a failed function) answer with the template's gateway
 responses, or API Gateway's built-in ones where the template has none.
+
+Beside the API, a path prefix may be proxied to another local server (`proxy`): the local stack
+serves the provider sandbox's inbox page and control API under `/_sandbox/` that way, on the one
+port a developer already has open.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import secrets
 import string
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,6 +40,8 @@ Invoker = Callable[[str, dict[str, Any], float], Invocation]
 
 # API Gateway gives up on an integration after 29 seconds.
 INTEGRATION_TIMEOUT = 29.0
+# The request headers a proxied request keeps; the rest (Host, Connection…) are the proxy's own.
+_PROXIED_HEADERS = frozenset({"content-type", "accept"})
 _PROXY_RESULT_KEYS = frozenset({"statusCode", "headers", "multiValueHeaders", "body", "isBase64Encoded"})
 _API_KEY_ALPHABET = string.ascii_letters + string.digits
 
@@ -112,6 +120,14 @@ class ApiGatewayEmulator:
         self._server = _Server((host, port), self._request_handler())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
+        self._proxies: dict[str, tuple[str, str]] = {}
+
+    def proxy(self, prefix: str, target: str, *, index: str = "/") -> None:
+        """Serve `prefix` (ending in /) from `target`: `prefix` + rest is `target`'s /rest, and
+        `prefix` alone its `index`. Nothing of the API's (keys, events) applies there."""
+        if not prefix.startswith("/") or not prefix.endswith("/"):
+            raise ValueError(f"a proxied prefix starts and ends with '/', not {prefix!r}")
+        self._proxies[prefix] = (target.rstrip("/"), index)
 
     @property
     def port(self) -> int:
@@ -163,6 +179,9 @@ class ApiGatewayEmulator:
         request_id = str(uuid.uuid4())
         split = urlsplit(raw_path)
         path = unquote(split.path) or "/"
+        proxied = self._proxied(method, split.path, split.query, headers, body)
+        if proxied is not None:
+            return proxied
         matched = self._match(method, path)
         if matched is None:
             path = self._strip_stage(path)
@@ -198,6 +217,30 @@ class ApiGatewayEmulator:
             return self._gateway_response(api, "DEFAULT_5XX", request_id)
         answer.headers.append(("x-amzn-RequestId", request_id))
         return answer
+
+    def _proxied(
+        self, method: str, path: str, query: str, headers: list[tuple[str, str]], body: bytes
+    ) -> _Answer | None:
+        """The proxied server's answer for a path under a proxied prefix; None for any other path."""
+        for prefix, (target, index) in self._proxies.items():
+            if path == prefix.rstrip("/"):
+                # Relative links of the page at `prefix` only resolve under the prefix itself.
+                return _Answer(308, [("Location", prefix), ("Content-Type", "text/plain")], b"")
+            if not path.startswith(prefix):
+                continue
+            rest = path[len(prefix) :]
+            url = target + (f"/{rest}" if rest else index) + (f"?{query}" if query else "")
+            kept = {k: v for k, v in headers if k.lower() in _PROXIED_HEADERS}
+            request = urllib.request.Request(url, data=body or None, method=method, headers=kept)  # noqa: S310
+            try:
+                with urllib.request.urlopen(request, timeout=INTEGRATION_TIMEOUT) as answer:  # noqa: S310
+                    status, answered, content = answer.status, answer.headers, answer.read()
+            except urllib.error.HTTPError as exc:
+                status, answered, content = exc.code, exc.headers, exc.read()
+            except OSError as exc:
+                return _Answer(502, [("Content-Type", "text/plain")], f"{target} did not answer: {exc}".encode())
+            return _Answer(status, [("Content-Type", answered.get("Content-Type", "application/json"))], content)
+        return None
 
     def _api_key(self, headers: list[tuple[str, str]]) -> tuple[str, str] | None:
         """(id, value) of the configured key the request carries, if any."""
@@ -354,6 +397,9 @@ class ApiGatewayEmulator:
 
         class RequestHandler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes: with Nagle's algorithm on, a kept-alive
+            # connection's body waits for the client's delayed ACK of the headers (some 40 ms).
+            disable_nagle_algorithm = True
 
             def _serve(self) -> None:
                 body = self._read_body()

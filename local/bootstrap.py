@@ -1,6 +1,7 @@
 """Creates what template.yaml declares in the local engines: secrets and queues in moto, tables in
 DynamoDB Local. Provider secrets hold the sandbox's accounts, each pointed at its provider's port of
-the sandbox (or at the sandbox's shared port)."""
+the sandbox (or at the sandbox's shared port); the secrets the stack names (receipt tokens, webhook
+signing secrets) hold the values it gives."""
 
 from __future__ import annotations
 
@@ -104,11 +105,14 @@ class Bootstrap:
         dynamodb_url: str,
         sandbox_url: str,
         sandbox_urls: Mapping[str, str] | None = None,
+        secret_values: Mapping[str, str] | None = None,
     ) -> None:
-        """`sandbox_urls`: a provider's own URL, by provider; the others get `sandbox_url`."""
+        """`sandbox_urls`: a provider's own URL, by provider; the others get `sandbox_url`.
+        `secret_values`: a secret's value by its logical id, in place of what it would generate."""
         self.template = template
         self.moto_url = moto_url
         self.dynamodb_url = dynamodb_url
+        self.secret_values = dict(secret_values or {})
         self.sandbox_url = sandbox_url
         self.sandbox_urls = dict(sandbox_urls or {})
 
@@ -137,6 +141,8 @@ class Bootstrap:
         provider = self.template.secret_provider(logical_id)
         if provider is not None:
             value = json.dumps(sandbox_secret(provider, self.sandbox_urls.get(provider, self.sandbox_url)))
+        elif logical_id in self.secret_values:
+            value = self.secret_values[logical_id]
         elif "SecretString" in props:
             value = resolver.resolve_string(props["SecretString"])
         else:

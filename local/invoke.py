@@ -4,7 +4,8 @@ Docker-free twin of `sam local invoke`.
     python -m local.invoke --function PolyvFunction --event events/polyv-send.json
 
 The function gets the environment the stack gives its worker (resolved from template.yaml and the
-resources in .local-stack/state.json). The handler's logs go to stderr, its result to stdout as JSON.
+resources in .local-stack/state.json, and the stack's own variables). The handler's logs go to
+stderr, its result to stdout as JSON.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,12 +48,15 @@ def prepare(function_id: str, state: dict[str, Any]) -> tuple[Template, dict[str
     if function_id not in functions:
         raise SystemExit(f"unknown function {function_id}; the template has: {', '.join(functions)}")
     resources = {name: Physical.from_json(data) for name, data in state["resources"].items()}
-    variables = template.environment(function_id, resources)
+    variables = {**template.environment(function_id, resources), **state.get("environment", {})}
     return template, function_environment(functions[function_id], variables, state["endpoints"])
 
 
-def run(function_id: str, event: Any, state: dict[str, Any]) -> tuple[Any, bool]:
-    """Invoke the handler once: its result, and whether the invocation failed."""
+def run(
+    function_id: str, event: Any, state: dict[str, Any], *, before: Callable[[], None] | None = None
+) -> tuple[Any, bool]:
+    """Invoke the handler once: its result, and whether the invocation failed. `before` runs once
+    the handler is loaded, in its environment, just before the invocation."""
     template, environment = prepare(function_id, state)
     spec = template.functions()[function_id]
     # Nothing from the developer's shell (a profile, other endpoints) may redirect the function.
@@ -65,6 +69,8 @@ def run(function_id: str, event: Any, state: dict[str, Any]) -> tuple[Any, bool]
         handler = load_handler(spec.code_uri, spec.layers, spec.handler)
         context = LambdaContext(timeout_seconds=spec.timeout)
         try:
+            if before is not None:
+                before()
             return handler(event, context), False
         except Exception as exc:
             return error_document(exc) | {"requestId": context.aws_request_id}, True

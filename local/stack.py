@@ -39,7 +39,7 @@ from local.processes import (
 )
 from local.sandbox import ProviderSandbox
 from local.sqs_poller import QueueStats, QueueTrigger, SqsPoller, queue_triggers, queue_urls
-from local.template import FunctionSpec, Physical, Template
+from local.template import SECRET_TYPE, FunctionSpec, Physical, Template, read_document, references
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 DEFAULT_TEMPLATE = REPOSITORY / "template.yaml"
@@ -61,7 +61,22 @@ DEFAULT_FUNCTION_CONCURRENCY = 2
 # The environment variable naming the table where the unified route finds its admin keys.
 CONFIG_TABLE_VARIABLE = "CONFIG_TABLE_NAME"
 # Routes the unified route answers for an admin API key only: the banner shows them with that key.
-ADMIN_PATHS = ("/v1/templates/",)
+ADMIN_PATHS = ("/v1/templates/", "/v1/rules", "/v1/opt-outs/")
+# What the local stack sets differently from a deployment, where the template has the parameter:
+# the README's and the events' Hong Kong numbers are a country a tenant may send to.
+LOCAL_PARAMETERS = {"DefaultAllowedCountries": "CN,HK"}
+# Every function's, on the local stack only: webhooks may go to a receiver on loopback (a test's,
+# a developer's), over plain http.
+LOCAL_ENVIRONMENT = {"WEBHOOK_ALLOW_LOOPBACK": "true"}
+# The receipt routes' tokens and every tenant's webhook signing secret: fixed, so that a receipt
+# pushed by hand and a receiver's signature check work from one run to the next. Loopback only.
+LOCAL_RECEIPT_TOKENS = {"aliyun": "local-aliyun-receipt-token", "ronglian": "local-ronglian-receipt-token"}
+LOCAL_WEBHOOK_SECRET = "whsec_bG9jYWwtd2ViaG9vay1zaWduaW5nLWtleQ=="  # noqa: S105 - the local stack's, published
+# The variables that name the secrets the bootstrap fills with the values above.
+RECEIPT_TOKENS_VARIABLE = "RECEIPT_TOKEN_SECRET_ID"
+WEBHOOK_SECRETS_VARIABLE = "WEBHOOK_SECRET_ID"
+# Where the API Gateway emulator serves the sandbox's control API and its inbox page.
+SANDBOX_PREFIX = "/_sandbox/"
 
 
 def admin_item(key_id: str, tenant: str) -> dict[str, Any]:
@@ -182,7 +197,9 @@ class LocalStack:
         if function_concurrency < 1:
             raise ValueError(f"function_concurrency must be at least 1, not {function_concurrency}")
         self.template_path = template_path.resolve()
-        self.template = Template.load(self.template_path, parameter_overrides)
+        declared = read_document(self.template_path).get("Parameters") or {}
+        local = {name: value for name, value in LOCAL_PARAMETERS.items() if name in declared}
+        self.template = Template.load(self.template_path, {**local, **(parameter_overrides or {})})
         self.functions: dict[str, FunctionSpec] = self.template.functions()
         self.host = host
         self.api_port = api_port
@@ -257,10 +274,44 @@ class LocalStack:
         return {"AWS_ENDPOINT_URL": self.moto_url, "AWS_ENDPOINT_URL_DYNAMODB": self.dynamodb_url}
 
     def environment(self, function_id: str) -> dict[str, str]:
-        """A function's whole environment: its resolved variables, the runtime's and the endpoints."""
+        """A function's whole environment: its resolved variables, the runtime's, the local stack's
+        own (LOCAL_ENVIRONMENT) and the endpoints."""
         spec = self.functions[function_id]
-        variables = self.template.environment(function_id, self.resources)
+        variables = {**self.template.environment(function_id, self.resources), **LOCAL_ENVIRONMENT}
         return function_environment(spec, variables, self.endpoints())
+
+    def secret_named_by(self, variable: str) -> str | None:
+        """The logical id of the secret a function's environment variable names, if one does."""
+        for spec in self.functions.values():
+            named = references(spec.environment.get(variable)) & set(self.template.of_type(SECRET_TYPE))
+            if named:
+                return next(iter(named))
+        return None
+
+    def secret_values(self) -> dict[str, str]:
+        """The secrets the bootstrap fills with the local stack's fixed values: the receipt tokens,
+        and a webhook signing secret for every tenant (every API key, the admin's too)."""
+        values = {}
+        tokens = self.secret_named_by(RECEIPT_TOKENS_VARIABLE)
+        if tokens is not None:
+            values[tokens] = json.dumps(LOCAL_RECEIPT_TOKENS)
+        webhooks = self.secret_named_by(WEBHOOK_SECRETS_VARIABLE)
+        if webhooks is not None:
+            values[webhooks] = json.dumps(dict.fromkeys(self.accepted_api_keys, LOCAL_WEBHOOK_SECRET))
+        return values
+
+    def receipt_urls(self) -> dict[str, str]:
+        """Where the providers push receipts: each receipt route of the template, with its token."""
+        paths = {route.path for route in self.template.api_routes() if route.method == "POST"}
+        return {
+            provider: f"{self.api_url}/v1/receipts/{provider}/{token}"
+            for provider, token in LOCAL_RECEIPT_TOKENS.items()
+            if f"/v1/receipts/{provider}/{{token}}" in paths
+        }
+
+    @property
+    def inbox_url(self) -> str:
+        return f"{self.api_url}{SANDBOX_PREFIX}"
 
     # -- Life cycle ------------------------------------------------------------------------
 
@@ -289,6 +340,8 @@ class LocalStack:
         self._moto = MotoServer(output=self._log("moto.log"))
         self._moto.spawn()
         self.sandbox = ProviderSandbox(host="127.0.0.1", port=0, control_port=0).start()
+        self.sandbox.configure_receipts(urls=self.receipt_urls())
+        self._emulator.proxy(SANDBOX_PREFIX, self.sandbox.control_url, index="/inbox")
         self._moto.wait_ready()
         self._moto.seed(MOTO_SEED)
         self._dynamodb.wait_ready()
@@ -344,6 +397,7 @@ class LocalStack:
             dynamodb_url=self.dynamodb_url,
             sandbox_url=self.sandbox.url,
             sandbox_urls=self.sandbox.provider_urls,
+            secret_values=self.secret_values(),
         )
 
     def _register_admin(self) -> None:
@@ -486,6 +540,11 @@ class LocalStack:
             "sandbox_url": sandbox.url,
             "sandbox_control_url": sandbox.control_url,
             "sandbox_provider_urls": sandbox.provider_urls,
+            "inbox_url": self.inbox_url,
+            "receipt_tokens": LOCAL_RECEIPT_TOKENS,
+            "receipt_urls": self.receipt_urls(),
+            "webhook_secret": LOCAL_WEBHOOK_SECRET,
+            "environment": LOCAL_ENVIRONMENT,
             "endpoints": self.endpoints(),
             "resources": {name: physical.to_json() for name, physical in self.resources.items()},
             "config_table": self.config_table(),
@@ -629,13 +688,20 @@ def banner(stack: LocalStack, state_file: Path | None) -> str:
         f"  moto            {stack.moto_url}   (Secrets Manager, SQS, CloudWatch)",
         f"  Sandbox         {stack.sandbox.url}   control {stack.sandbox.control_url}",
         "                  " + ", ".join(f"{name} {url}" for name, url in stack.sandbox.provider_urls.items()),
+        f"  Inbox           {stack.inbox_url}   (every SMS the sandbox accepted; deliver, fail or lose its receipt)",
+        *(
+            f"  {'Receipt URLs' if number == 0 else '':<16}{name:<9}{url}"
+            for number, (name, url) in enumerate(stack.receipt_urls().items())
+        ),
+        f"  Webhook secret  {LOCAL_WEBHOOK_SECRET}   (every tenant's: webhooks to a callback_url are signed with it)",
+        "  Reconciliation  make reconcile   (no scheduler locally; AHEAD=73h expires what no receipt settled)",
     ]
     if state_file is not None:
         lines.append(f"  State           {state_file}")
     lines += ["", "Routes:"]
     for route in stack.template.api_routes():
         key = "API key" if route.api_key_required else "no key"
-        lines.append(f"  {route.method:<6} {route.path:<28} {route.function_id:<18} {key}")
+        lines.append(f"  {route.method:<6} {route.path:<34} {route.function_id:<18} {key}")
     polled = {t.queue_id: t for t in stack.queue_triggers() if t.enabled}
     dead_letters = dead_letter_sources(stack)
     lines += ["", "Queues:" if stack.sqs_polling else "Queues (not polled: --no-sqs-polling):"]

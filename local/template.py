@@ -316,10 +316,18 @@ class Resolver:
         if name in pseudo:
             return pseudo[name]
         if name in self._parameters:
-            return self._parameters[name]
+            return self._parameter(name)
         if name in self._resources:
             return self._resources[name].ref
         raise TemplateError(f"!Ref {name}: not a parameter, and no local resource was provisioned for it")
+
+    def _parameter(self, name: str) -> str | list[str]:
+        """A parameter's value as `!Ref` gives it: a list for a list type (CommaDelimitedList, List<…>)."""
+        value = self._parameters[name]
+        kind = str(((self._document.get("Parameters") or {}).get(name) or {}).get("Type", "String"))
+        if kind == "CommaDelimitedList" or kind.startswith("List<"):
+            return [part.strip() for part in value.split(",")]
+        return value
 
     def _get_att(self, argument: Any) -> str:
         if isinstance(argument, str):

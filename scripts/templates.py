@@ -30,7 +30,7 @@ from typing import Any
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 # Run as a file, this script sees neither the gateway's package (the layer) nor the repository's
 # other modules: templates are checked and stored by the same code as the router function's.
@@ -166,7 +166,8 @@ def _say(line: str = "") -> None:
     print(line)
 
 
-def _parser() -> argparse.ArgumentParser:
+def where_arguments() -> argparse.ArgumentParser:
+    """The options that name a configuration table and a tenant (`resolve_table`), as a parent parser."""
     where = argparse.ArgumentParser(add_help=False)
     where.add_argument("--stack", help="the gateway's CloudFormation stack")
     where.add_argument("--table", help="the configuration table (skips reading the stack's outputs)")
@@ -174,6 +175,11 @@ def _parser() -> argparse.ArgumentParser:
     where.add_argument("--state", type=Path, default=DEFAULT_STATE_DIR / STATE_FILE, help="with --local")
     where.add_argument("--tenant", help="the tenant's API key id (with --local: the first key's by default)")
     add_session_arguments(where)
+    return where
+
+
+def _parser() -> argparse.ArgumentParser:
+    where = where_arguments()
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -204,13 +210,15 @@ def resolve_table(args: argparse.Namespace, session: Any) -> tuple[Table, str]:
     return Table(name, session.client("dynamodb")), args.tenant
 
 
-def _read_spec(file: Path) -> TemplateSpec:
+def read_model[M: BaseModel](file: Path, model: type[M], what: str) -> M:
+    """A JSON file (- for standard input) read into the gateway's own model, or TemplateError
+    naming each field that is wrong."""
     text = sys.stdin.read() if str(file) == "-" else file.read_text()
     try:
-        return TemplateSpec.model_validate_json(text)
+        return model.model_validate_json(text)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'template'}: {e['msg']}" for e in exc.errors())
-        raise TemplateError(f"{file} is not a valid template: {problems}") from None
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or what}: {e['msg']}" for e in exc.errors())
+        raise TemplateError(f"{file} is not a valid {what}: {problems}") from None
 
 
 def run(args: argparse.Namespace, session: Any) -> None:
@@ -225,7 +233,8 @@ def run(args: argparse.Namespace, session: Any) -> None:
 def _command(args: argparse.Namespace, session: Any, table: Table, tenant: str) -> None:
     store = TemplateStore(table.name, client=table.client, cache_seconds=0)
     if args.command == "put":
-        _say(json.dumps(store.save(tenant, args.name, _read_spec(args.file)).describe(), ensure_ascii=False))
+        saved = store.save(tenant, args.name, read_model(args.file, TemplateSpec, "template"))
+        _say(json.dumps(saved.describe(), ensure_ascii=False))
     elif args.command == "get":
         found = store.latest(tenant, args.name)
         if found is None:

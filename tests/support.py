@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,35 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+Post = Callable[[str, Mapping[str, str], bytes], int]
+"""A POST's path, headers and body → the HTTP status to answer."""
+
+
+class LoopbackEndpoint:
+    """An HTTP endpoint on loopback (a receipt URL, a client's webhook URL): every POST is handed
+    to `handle`, whose status is the answer; `close()` stops it."""
+
+    def __init__(self, handle: Post) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                status = handle(self.path, dict(self.headers.items()), body)
+                self.send_response(status)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def dynamodb_client(url: str, config: Config | None = None) -> Any:
@@ -168,3 +200,36 @@ def sqs_event(*records: tuple[str, Any], queue: str = "PolyvQueue", receive_coun
         record["attributes"]["ApproximateReceiveCount"] = str(receive_count)
         batch.append(record)
     return {"Records": batch}
+
+
+def polyv_message(*phones: str, **envelope: Any) -> dict[str, Any]:
+    """A Polyv send as a queued message's body, with envelope fields (`idempotencyKey`, `tenant`)."""
+    return {
+        "phone_numbers": list(phones),
+        "template_param_names": ["code"],
+        "template_param_values": ["1234"],
+        **envelope,
+    }
+
+
+def log_record(tenant: str, request_id: str) -> tuple[int, dict[str, Any]]:
+    """A tenant's message log record, as the status route answers it."""
+    event = json.loads((EVENTS / "polyv-send.json").read_text())
+    event.update(httpMethod="GET", resource="/v1/messages/{requestId}", path=f"/v1/messages/{request_id}", body=None)
+    event["pathParameters"] = {"requestId": request_id}
+    event["requestContext"]["identity"]["apiKeyId"] = tenant
+    return invoke("messages", event)
+
+
+def dead_letters(url: str) -> list[dict[str, Any]]:
+    """What a queue holds, taken out of it."""
+    found: list[dict[str, Any]] = []
+    while (
+        batch := boto3.client("sqs")
+        .receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], WaitTimeSeconds=0)
+        .get("Messages", [])
+    ):
+        found.extend(batch)
+        for message in batch:
+            boto3.client("sqs").delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return found

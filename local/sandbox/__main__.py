@@ -1,6 +1,8 @@
 """Run the provider sandbox on its own: `python -m local.sandbox --port 8999`; Ctrl-C stops it.
 
-Every provider answers on that port, and each on a port of its own too (`--provider-port`)."""
+Every provider answers on that port, and each on a port of its own too (`--provider-port`).
+Aliyun's and Ronglian's receipts go to `--receipt-url` (none without one); the inbox of accepted
+messages is the control API's `/inbox`."""
 
 from __future__ import annotations
 
@@ -20,6 +22,13 @@ def _provider_port(text: str) -> tuple[str, int]:
     return name, int(port)
 
 
+def _provider_port_url(text: str) -> tuple[str, str]:
+    name, separator, url = text.partition("=")
+    if not separator or not url:
+        raise argparse.ArgumentTypeError(f"expected NAME=URL, got {text!r}")
+    return name, url
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m local.sandbox", description=__doc__)
     parser.add_argument("--port", type=int, default=8999, help="provider port on 127.0.0.1 (0: any free port)")
@@ -33,6 +42,14 @@ def main(argv: list[str] | None = None) -> None:
         default=[],
         metavar="NAME=PORT",
         help="the port of a provider's own listener, e.g. aliyun=9002 (default: any free port); repeatable",
+    )
+    parser.add_argument(
+        "--receipt-url",
+        type=_provider_port_url,
+        action="append",
+        default=[],
+        metavar="NAME=URL",
+        help="where a provider's receipts are pushed, e.g. aliyun=http://127.0.0.1:3000/v1/receipts/aliyun/TOKEN",
     )
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
@@ -52,9 +69,14 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as exc:
         parser.error(str(exc))
     with sandbox:
+        try:
+            sandbox.configure_receipts(urls=dict(args.receipt_url))
+        except ValueError as exc:
+            parser.error(str(exc))
         own = ", ".join(f"{name} on {url}" for name, url in sandbox.provider_urls.items())
         print(
-            f"Provider sandbox on {sandbox.url} (control API on {sandbox.control_url}); {own}; Ctrl-C stops it",
+            f"Provider sandbox on {sandbox.url} (control API on {sandbox.control_url}); inbox "
+            f"{sandbox.control_url}/inbox; {own}; Ctrl-C stops it",
             flush=True,
         )
         while not stop.wait(0.5):

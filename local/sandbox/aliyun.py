@@ -1,6 +1,7 @@
 """Aliyun's SendInterSms and SendBatchSms (docs/providers.md): RPC signature v1 over every
 parameter, a 15-minute clock window, nonces good once, and the gateway and business errors of
-Dysmsapi 2017-05-25."""
+Dysmsapi 2017-05-25. QuerySendDetails answers what the sandbox decided for a number once its
+receipt is due (local.sandbox.receipts), pushed or lost."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from urllib.parse import quote
 
 from alibabacloud_tea_openapi.utils import Utils as TeaUtils
 
+from local.sandbox.inbox import Sent, msisdn, render
 from local.sandbox.provider import NOT_MAINLAND, Incoming, Provider, Reply, digits_id
+from local.sandbox.receipts import query_send_details
 
 if TYPE_CHECKING:
     from local.sandbox.faults import Fault
@@ -77,7 +80,9 @@ ALIYUN_STATUS_CODES: dict[int, tuple[str, str]] = {
 
 class Aliyun(Provider):
     NAME = "aliyun"
-    ACTIONS = ("SendInterSms", "SendBatchSms")
+    RECEIPTS = True
+    ACTIONS = ("SendInterSms", "SendBatchSms", "QuerySendDetails")
+    SENDS = ("SendInterSms", "SendBatchSms")
     OPERATIONS: ClassVar[tuple[str, ...]] = tuple(f"aliyun.{action}" for action in ACTIONS)
     VERSION = "2017-05-25"
     HOST_ID = "dysmsapi.aliyuncs.com"
@@ -104,6 +109,8 @@ class Aliyun(Provider):
 
     def phones(self, incoming: Incoming) -> list[str]:
         params = incoming.params
+        if params.get("Action") == "QuerySendDetails":
+            return [params["PhoneNumber"]] if params.get("PhoneNumber") else []
         if params.get("Action") == "SendBatchSms":
             try:
                 numbers = json.loads(params.get("PhoneNumberJson", ""))
@@ -143,7 +150,8 @@ class Aliyun(Provider):
         return reply
 
     def handle(self, incoming: Incoming, phones: list[str]) -> Reply:
-        for check in (self._check_request, self._authenticate, self._check_business):
+        querying = incoming.params.get("Action") == "QuerySendDetails"
+        for check in (self._check_request, self._authenticate, self._check_query if querying else self._check_business):
             refused = check(incoming)
             if refused is not None:
                 return refused
@@ -152,6 +160,8 @@ class Aliyun(Provider):
             reply = self.business(str(fault.code))
             reply.outcome = "fault:code"
             return reply
+        if querying:
+            return self._query(incoming.params)
         payload = {
             "RequestId": str(uuid.uuid4()).upper(),
             "Code": "OK",
@@ -219,6 +229,47 @@ class Aliyun(Provider):
             return self.gateway_error(400, "SignatureNonceUsed", "Specified signature nonce was used already.")
         self.nonces[nonce_key] = now
         return None
+
+    def sent(self, incoming: Incoming, reply: Reply) -> list[Sent]:
+        params = incoming.params
+        biz_id, code, out_id = reply.payload["BizId"], params["TemplateCode"], params.get("OutId")
+        if params["Action"] == "SendInterSms":
+            number = params["PhoneNumbers"]
+            country = params.get("CountryCode") or params.get("countryCode")
+            text = render("aliyun", code, _loads(params.get("TemplateParam") or "{}") or {}, params["SignName"])
+            return [Sent("aliyun", "SendInterSms", number, msisdn(number, country), text, code, biz_id, out_id)]
+        numbers = _loads(params["PhoneNumberJson"])
+        signs = _loads(params["SignNameJson"])
+        values = _loads(params["TemplateParamJson"])
+        return [
+            Sent("aliyun", "SendBatchSms", n, msisdn(n), render("aliyun", code, v, s), code, biz_id, out_id)
+            for n, s, v in zip(numbers, signs, values, strict=True)
+        ]
+
+    def _check_query(self, incoming: Incoming) -> Reply | None:
+        """QuerySendDetails' parameters: one number, a day (yyyyMMdd), a page of 1 to 50."""
+        params = incoming.params
+        missing = self._missing(params, ("PhoneNumber", "SendDate", "PageSize", "CurrentPage"))
+        if missing:
+            return missing
+        if not re.fullmatch(r"\d{8}", params["SendDate"]):
+            return self.business("isv.INVALID_PARAMETERS", "SendDate must be yyyyMMdd")
+        size, page = params["PageSize"], params["CurrentPage"]
+        if not (size.isdigit() and 1 <= int(size) <= 50 and page.isdigit() and int(page) >= 1):
+            return self.business("isv.INVALID_PARAMETERS", "PageSize must be 1 to 50 and CurrentPage at least 1")
+        return None
+
+    def _query(self, params: Mapping[str, str]) -> Reply:
+        found = query_send_details(self.state.inbox, params["PhoneNumber"], params.get("BizId"), params["SendDate"])
+        size, page = int(params["PageSize"]), int(params["CurrentPage"])
+        payload = {
+            "RequestId": str(uuid.uuid4()).upper(),
+            "Code": "OK",
+            "Message": "OK",
+            "TotalCount": len(found),
+            "SmsSendDetailDTOs": {"SmsSendDetailDTO": found[(page - 1) * size : page * size]},
+        }
+        return Reply(200, payload, "queried", "OK")
 
     def _check_business(self, incoming: Incoming) -> Reply | None:
         params = incoming.params

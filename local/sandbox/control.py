@@ -1,11 +1,15 @@
 """The control API: recorded calls and accepted numbers as JSON, faults to add and clear, a reset,
-and the provider listeners taken down and brought back up, all of them or one provider's."""
+the provider listeners taken down and brought back up, all of them or one provider's; the receipt
+settings, and the inbox: a page of every accepted message per phone number (`/inbox`), the
+messages as JSON, and each one's receipt delivered, failed or lost by hand."""
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import resources
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -87,6 +91,46 @@ def _up(sandbox: ProviderSandbox, request: Request) -> Answer:
     return 200, {"up": True, **({"provider": provider} if provider else {})}
 
 
+def _receipts(sandbox: ProviderSandbox, request: Request) -> Answer:
+    return 200, {"settings": sandbox.receipt_settings.to_dict(), **sandbox.receipt_stats()}
+
+
+def _configure_receipts(sandbox: ProviderSandbox, request: Request) -> Answer:
+    try:
+        changes = json.loads(request.body.decode("utf-8") or "{}")
+        if not isinstance(changes, dict):
+            raise ValueError("the body must be a JSON object of receipt settings")
+        settings = sandbox.configure_receipts(**changes)
+    except (ValueError, TypeError) as exc:
+        return 400, {"error": str(exc)}
+    return 200, {"settings": settings.to_dict()}
+
+
+def _messages(sandbox: ProviderSandbox, request: Request) -> Answer:
+    return 200, {"phones": sandbox.inbox_by_phone(), "receipts": sandbox.receipt_settings.to_dict()}
+
+
+ACTION_PATH = re.compile(r"/messages/(\d+)/(deliver|fail|lose)")
+
+
+def _act(sandbox: ProviderSandbox, sms_id: int, action: str, body: bytes) -> Answer:
+    try:
+        options = json.loads(body.decode("utf-8") or "{}")
+        code = options.get("code") if isinstance(options, dict) else None
+        if code is not None and not (isinstance(code, str) and re.fullmatch(r"[A-Za-z0-9_:.-]{1,32}", code)):
+            raise ValueError("code must be 1 to 32 letters, digits or _:.-")
+        sms = sandbox.act(sms_id, action, code)
+    except LookupError as exc:
+        return 404, {"error": str(exc)}
+    except ValueError as exc:
+        return 400, {"error": str(exc)}
+    return 200, {"message": sms.to_dict()}
+
+
+def inbox_page() -> bytes:
+    return resources.files("local.sandbox").joinpath("inbox.html").read_bytes()
+
+
 ENDPOINTS: dict[tuple[str, str], Callable[[ProviderSandbox, Request], Answer]] = {
     ("GET", "/"): _describe,
     ("GET", "/calls"): _calls,
@@ -97,8 +141,11 @@ ENDPOINTS: dict[tuple[str, str], Callable[[ProviderSandbox, Request], Answer]] =
     ("POST", "/reset"): _reset,
     ("POST", "/down"): _down,
     ("POST", "/up"): _up,
+    ("GET", "/receipts"): _receipts,
+    ("POST", "/receipts"): _configure_receipts,
+    ("GET", "/messages"): _messages,
 }
-PATHS = frozenset(path for _, path in ENDPOINTS)
+PATHS = frozenset({*(path for _, path in ENDPOINTS), "/inbox"})
 
 
 def serve(sandbox: ProviderSandbox, handler: Handler) -> None:
@@ -110,7 +157,13 @@ def serve(sandbox: ProviderSandbox, handler: Handler) -> None:
     parts = urlsplit(handler.path)
     path = parts.path.rstrip("/") or "/"
     endpoint = ENDPOINTS.get((handler.command, path))
-    if endpoint is not None:
+    action = ACTION_PATH.fullmatch(path)
+    if (handler.command, path) == ("GET", "/inbox"):
+        handler.send_bytes(200, inbox_page(), "text/html;charset=UTF-8")
+        return
+    if action is not None and handler.command == "POST":
+        status, payload = _act(sandbox, int(action[1]), action[2], body)
+    elif endpoint is not None:
         status, payload = endpoint(sandbox, Request(parts.query, body))
     elif path in PATHS:
         status, payload = 405, {"error": f"{handler.command} is not allowed on {parts.path}"}

@@ -1,5 +1,6 @@
 """Provider calls from the wire to an answer: read the request, find the provider whose path it
-is on, let any injected fault strike, have the provider answer, and record the call."""
+is on, let any injected fault strike, have the provider answer, and record the call and the
+messages it sent (the inbox; their receipts follow)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from collections.abc import Callable
 from urllib.parse import parse_qsl, urlsplit
 
 from local.sandbox.faults import TRANSPORT_KINDS, Fault
+from local.sandbox.inbox import Sms
 from local.sandbox.provider import Incoming, Provider, Reply
+from local.sandbox.receipts import Receipts
 from local.sandbox.registry import PROVIDERS
 from local.sandbox.state import State
 from local.sandbox.transport import JSON_TYPE, BadRequest, Handler
@@ -23,8 +26,9 @@ Record = Callable[..., None]
 
 
 class Dispatcher:
-    def __init__(self, state: State) -> None:
+    def __init__(self, state: State, receipts: Receipts | None = None) -> None:
         self.state = state
+        self.receipts = receipts
         self.providers: list[Provider] = [provider(state) for provider in PROVIDERS]
 
     def reset(self) -> None:
@@ -117,6 +121,15 @@ class Dispatcher:
         self.state.record(unreadable, "unknown", [], None, outcome="rejected", accepted_phones=[], status=400)
         handler.send_json(400, {"error": str(exc)})
 
+    def _inbox(self, provider: Provider, incoming: Incoming, reply: Reply) -> list[Sms]:
+        """The accepted messages into the inbox; a failure there leaves the call's answer alone."""
+        try:
+            sent = provider.sent(incoming, reply)
+        except Exception:
+            logger.exception("the inbox could not read %s's accepted call", provider.NAME)
+            return []
+        return self.state.inbox.add(sent, incoming.at, "waiting" if provider.RECEIPTS else "unavailable")
+
     def _hang_up(self, handler: Handler, fault: Fault) -> None:
         if fault.kind == "timeout":
             self.state.stopping.wait(fault.wait)
@@ -128,6 +141,7 @@ class Dispatcher:
         self, provider: Provider, incoming: Incoming, operation: str, phones: list[str], record: Record
     ) -> Reply | None:
         """The provider's answer, recorded together with its effects; None when the provider failed."""
+        added: list[Sms] = []
         try:
             with self.state.lock:
                 reply = provider.handle(incoming, phones)
@@ -137,8 +151,13 @@ class Dispatcher:
                     status=reply.status,
                     code=reply.code,
                 )
+                if reply.accepted:
+                    added = self._inbox(provider, incoming, reply)
         except Exception:
             logger.exception("sandbox failure on %s", operation)
             record(outcome="error", accepted_phones=[], status=500)
             return None
+        # Outside the sandbox's lock: the receipts' pusher takes its own lock before that one.
+        if added and self.receipts is not None:
+            self.receipts.accepted(added)
         return reply

@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from local.sandbox.inbox import Sent, msisdn, render
 from local.sandbox.provider import MAINLAND, Incoming, Provider, Reply, beijing_day, digits_id
 
 if TYPE_CHECKING:
@@ -61,6 +62,18 @@ class Polyv(Provider):
         body = incoming.json_body_or_none()
         numbers = body.get("phoneNumbers") if isinstance(body, dict) else None
         return [str(n) for n in numbers] if isinstance(numbers, list) else []
+
+    def sent(self, incoming: Incoming, reply: Reply) -> list[Sent]:
+        # Polyv's template is the application's own, set in its console: the sandbox's is keyed by appId.
+        body = incoming.json_body()
+        app_id = incoming.query.get("appId", "")
+        params = {str(k): str(v) for k, v in zip(body["templateParamNames"], body["templateParamValues"], strict=True)}
+        text = render("polyv", app_id, params, None)
+        return [
+            Sent("polyv", "sms/send", str(d["phoneNumber"]), msisdn(str(d["phoneNumber"])), text, app_id, d["serialNo"])
+            for d in reply.payload["data"]
+            if d["status"] == 12
+        ]
 
     def error(self, http_status: int, code: int | str, desc: str) -> Reply:
         payload = {

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 # registry, which imports the provider modules.
 if TYPE_CHECKING:
     from local.sandbox.faults import Fault
+    from local.sandbox.inbox import Sent
     from local.sandbox.state import State
 
 # China has had no daylight saving time since 1991, so a fixed offset is Asia/Shanghai exactly.
@@ -71,6 +72,8 @@ class Provider(ABC):
     # and recorded calls name them.
     NAME: ClassVar[str]
     OPERATIONS: ClassVar[tuple[str, ...]]
+    # Whether it pushes delivery receipts (local.sandbox.receipts).
+    RECEIPTS: ClassVar[bool] = False
 
     def __init__(self, state: State) -> None:
         self.state = state
@@ -98,6 +101,10 @@ class Provider(ABC):
     @abstractmethod
     def forget(self) -> None:
         """Drop what the provider remembers from earlier calls."""
+
+    @abstractmethod
+    def sent(self, incoming: Incoming, reply: Reply) -> list[Sent]:
+        """The messages an accepted call sent, one per accepted number, for the inbox."""
 
 
 def beijing_day(moment: datetime) -> date:

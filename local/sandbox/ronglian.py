@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from local.sandbox.inbox import Sent, msisdn, render
 from local.sandbox.provider import BEIJING, MAINLAND, Incoming, Provider, Reply, beijing_day
 
 if TYPE_CHECKING:
@@ -55,6 +56,7 @@ RONGLIAN_MESSAGES: dict[str, str] = {
 
 class Ronglian(Provider):
     NAME = "ronglian"
+    RECEIPTS = True
     PATH = re.compile(r"/2013-12-26/Accounts/([^/]+)/SMS/TemplateSMS")
     OPERATION = "ronglian.TemplateSMS"
     OPERATIONS: ClassVar[tuple[str, ...]] = (OPERATION,)
@@ -75,6 +77,16 @@ class Ronglian(Provider):
         body = incoming.json_body_or_none()
         to = body.get("to") if isinstance(body, dict) else None
         return to.split(",") if isinstance(to, str) and to else []
+
+    def sent(self, incoming: Incoming, reply: Reply) -> list[Sent]:
+        body = incoming.json_body()
+        sid = reply.payload["templateSMS"]["smsMessageSid"]
+        text = render("ronglian", body["templateId"], body.get("datas") or [], None)
+        req_id = body.get("reqId") or None
+        return [
+            Sent("ronglian", "TemplateSMS", n, msisdn(n), text, body["templateId"], sid, req_id=req_id)
+            for n in reply.accepted
+        ]
 
     def error(self, code: str, message: str | None = None, http_status: int = 200) -> Reply:
         payload = {"statusCode": code, "statusMsg": message or RONGLIAN_MESSAGES.get(code, "错误")}

@@ -1,5 +1,6 @@
 """The provider sandbox as a whole: its provider listeners and the control listener on loopback,
-their lifecycle, and the recording and faults that tests read and set.
+their lifecycle, the recording and faults that tests read and set, and the inbox of accepted
+messages whose receipts it pushes (local.sandbox.receipts).
 
 Every provider answers on the shared port (`url`) and on a port of its own (`url_for`), so that
 one provider can refuse connections while the others answer: a client pointed at a provider's own
@@ -9,15 +10,18 @@ from __future__ import annotations
 
 import ipaddress
 import threading
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from local.sandbox import control
 from local.sandbox.accounts import DEFAULT_ACCOUNTS, SandboxAccounts
 from local.sandbox.dispatch import Dispatcher
 from local.sandbox.faults import Fault
+from local.sandbox.inbox import Sms
+from local.sandbox.receipts import Receipts, ReceiptSettings
 from local.sandbox.registry import NAMES
 from local.sandbox.state import Clock, RecordedCall, State
 from local.sandbox.transport import ControlHandler, Handler, ProviderHandler, Server, close, listen
@@ -51,7 +55,8 @@ class ProviderSandbox:
         self._control_port = control_port
         self._provider_ports = {name: (provider_ports or {}).get(name, 0) for name in NAMES}
         self._state = State(accounts, clock or (lambda: datetime.now(UTC)))
-        self._dispatcher = Dispatcher(self._state)
+        self._receipts = Receipts(self._state.inbox, self._state.now, monotonic=time.monotonic)
+        self._dispatcher = Dispatcher(self._state, self._receipts)
         self._lifecycle = threading.Lock()
         self._provider: Server | None = None
         self._own: dict[str, Server | None] = dict.fromkeys(NAMES)
@@ -76,12 +81,14 @@ class ProviderSandbox:
             except OSError:
                 self._close_all()
                 raise
+            self._receipts.start()
             self._started = True
         return self
 
     def stop(self) -> None:
         with self._lifecycle:
             self._state.stopping.set()
+            self._receipts.stop()
             self._close_all()
             self._started = False
 
@@ -188,8 +195,45 @@ class ProviderSandbox:
         self._state.faults.clear()
 
     def reset(self) -> None:
-        """Forget calls, faults, daily counters, nonces and reqIds."""
+        """Forget calls, faults, daily counters, nonces, reqIds and the inbox; the receipt settings
+        go back to their defaults, but for where receipts go."""
+        self._receipts.reset()
         self._dispatcher.reset()
+
+    # Receipts and the inbox
+
+    @property
+    def receipt_settings(self) -> ReceiptSettings:
+        return self._receipts.settings
+
+    def configure_receipts(self, **changes: Any) -> ReceiptSettings:
+        """Where receipts go (`urls={"aliyun": …, "ronglian": …}`), whether they go by themselves
+        (`auto`), after how long (`delay`), and how often they are duplicated, reordered or lost;
+        ValueError for a setting that is not one."""
+        return self._receipts.configure(changes)
+
+    def receipt_stats(self) -> dict[str, Any]:
+        return self._receipts.stats()
+
+    def wait_for_receipts(self, timeout: float = 30.0) -> None:
+        """Return once no receipt is due or being pushed; TimeoutError if not within `timeout`."""
+        deadline = time.monotonic() + timeout
+        while not self._receipts.idle():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"receipts still due after {timeout} s: {self._receipts.stats()}")
+            time.sleep(0.05)
+
+    def messages(self) -> list[Sms]:
+        """Every message the sandbox accepted, in order, with its delivery and receipt."""
+        return self._state.inbox.all()
+
+    def inbox_by_phone(self) -> list[dict[str, Any]]:
+        """The messages as JSON, grouped per phone number, each handset's newest first."""
+        return self._state.inbox.by_phone()
+
+    def act(self, sms_id: int, action: str, code: str | None = None) -> Sms:
+        """Deliver, fail or lose one message's receipt (the inbox page's buttons)."""
+        return self._receipts.act(sms_id, action, code)
 
     # Internals
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from local.sandbox.accounts import SandboxAccounts
 from local.sandbox.faults import FaultBook
+from local.sandbox.inbox import Inbox
 
 if TYPE_CHECKING:
     from local.sandbox.provider import Incoming
@@ -59,6 +60,7 @@ class State:
         self.faults = FaultBook()
         self.calls: list[RecordedCall] = []
         self.accepted: list[str] = []
+        self.inbox = Inbox(self.lock)
         # Replaced on every start, so handlers asleep in a fault wake up when the sandbox stops.
         self.stopping = threading.Event()
 
@@ -73,6 +75,7 @@ class State:
             self.faults.clear()
             self.calls.clear()
             self.accepted.clear()
+            self.inbox.clear()
 
     def record(self, incoming: Incoming, operation: str, phones: list[str], body: Any, **answer: Any) -> None:
         call = RecordedCall(

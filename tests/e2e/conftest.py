@@ -128,6 +128,43 @@ def router_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStac
         yield stack
 
 
+DELIVERY_KEYS = {"shop-1": "key-of-shop-1"}
+
+
+@pytest.fixture(scope="module")
+def delivery_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """The gateway with the quotas and the pumping guard off for Aliyun and Ronglian (a thousand
+    numbers of one block), a receipt that comes before its send is recorded seen again within
+    seconds, as often as it takes (a batch takes less than the visibility timeout: one that took
+    longer would be delivered again), and three workers per function. Its own module's only."""
+    quotas = f"{QUOTAS_OFF},block_per_hour=0"
+    overrides = {
+        "AliyunQuotaLimits": quotas,
+        "RonglianQuotaLimits": quotas,
+        "QueueVisibilityTimeoutSeconds": "10",
+        "QueueMaxReceiveCount": "20",
+    }
+    with running(
+        tmp_path_factory.mktemp("delivery-stack"),
+        parameter_overrides=overrides,
+        api_keys=DELIVERY_KEYS,
+        function_concurrency=3,
+    ) as stack:
+        yield stack
+
+
+ABUSE_KEYS = {"shop-1": "key-of-shop-1"}
+ABUSE_ADMIN_KEY = "admin-key-of-shop-1"
+
+
+@pytest.fixture(scope="module")
+def abuse_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """The gateway with its default quotas and pumping guard, and an admin API key for its tenant's
+    rules and opt-outs. Its own module's only."""
+    with running(tmp_path_factory.mktemp("abuse-stack"), api_keys=ABUSE_KEYS, admin_api_key=ABUSE_ADMIN_KEY) as stack:
+        yield stack
+
+
 @pytest.fixture(scope="session")
 def readme_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """The gateway as `make run` starts it, default quotas and the Makefile's API key, for the

@@ -1,5 +1,6 @@
 """The local stack as `make run` starts it: engines up, the bootstrap's secrets, tables and queues,
-the SQS pollers, the gateway's refusals over HTTP, moto going down and coming back, and a clean stop."""
+the SQS pollers, the gateway's refusals over HTTP, the receipt routes and the sandbox's inbox on the
+API's port, moto going down and coming back, and a clean stop."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from botocore.exceptions import EndpointConnectionError
 from local.bootstrap import Bootstrap
 from local.invoke import prepare
 from local.sandbox import DEFAULT_ACCOUNTS
-from local.stack import STATE_FILE, LocalStack
+from local.stack import LOCAL_RECEIPT_TOKENS, LOCAL_WEBHOOK_SECRET, STATE_FILE, LocalStack
 from local.template import QUEUE_TYPE, TABLE_TYPES, Physical, Template
 from tests.support import free_port
 
@@ -126,11 +127,61 @@ def test_the_bootstrap_put_each_providers_sandbox_account_in_its_secret_pointed_
         "endpoint": endpoint("ronglian"),
     }
     listed = secrets.list_secrets()["SecretList"]
-    assert {s["Name"]: {t["Key"]: t["Value"] for t in s["Tags"]}["sms-gateway:provider"] for s in listed} == {
+    tagged = {s["Name"]: {t["Key"]: t["Value"] for t in s.get("Tags", [])} for s in listed}
+    assert {name: tags["sms-gateway:provider"] for name, tags in tagged.items() if tags} == {
         "PolyvSecret": "polyv",
         "AliyunSecret": "aliyun",
         "RonglianSecret": "ronglian",
     }
+
+
+def test_the_bootstrap_gives_the_receipt_tokens_and_every_tenants_webhook_secret_their_local_values(
+    local_stack: LocalStack,
+) -> None:
+    secrets = aws("secretsmanager", local_stack.moto_url)
+
+    def value(name: str) -> Any:
+        return json.loads(secrets.get_secret_value(SecretId=local_stack.resources[name].ref)["SecretString"])
+
+    assert value("ReceiptTokenSecret") == LOCAL_RECEIPT_TOKENS
+    assert value("WebhookSecret") == {"local": LOCAL_WEBHOOK_SECRET}
+    # The sandbox pushes its receipts to the receipt routes, with those tokens
+    assert local_stack.sandbox is not None
+    assert local_stack.sandbox.receipt_settings.urls == {
+        provider: f"{local_stack.api_url}/v1/receipts/{provider}/{token}"
+        for provider, token in LOCAL_RECEIPT_TOKENS.items()
+    }
+
+
+def test_the_receipt_routes_take_no_api_key_but_their_token(local_stack: LocalStack) -> None:
+    aliyun = f"{local_stack.api_url}/v1/receipts/aliyun"
+
+    checked = requests.get(f"{aliyun}/{LOCAL_RECEIPT_TOKENS['aliyun']}", timeout=10)
+    refused = requests.get(f"{aliyun}/not-the-receipt-token", timeout=10)
+
+    assert (checked.status_code, checked.json()) == (200, {"code": 0, "msg": "成功"})
+    assert (refused.status_code, refused.json()["error"]["code"]) == (403, "invalid_receipt_token")
+
+
+def test_the_sandbox_inbox_is_served_on_the_apis_port(local_stack: LocalStack) -> None:
+    page = requests.get(local_stack.inbox_url, timeout=10)
+    bare = requests.get(local_stack.inbox_url.rstrip("/"), allow_redirects=False, timeout=10)
+    messages = requests.get(f"{local_stack.inbox_url}messages", timeout=10)
+
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert "Sandbox inbox" in page.text
+    assert (bare.status_code, bare.headers["location"]) == (308, "/_sandbox/")
+    assert set(messages.json()) == {"phones", "receipts"}
+
+
+def test_on_the_local_stack_webhooks_may_go_to_loopback_and_hong_kong_is_a_default_country(
+    local_stack: LocalStack,
+) -> None:
+    for function_id in local_stack.functions:
+        environment = local_stack.environment(function_id)
+        assert environment["WEBHOOK_ALLOW_LOOPBACK"] == "true", function_id
+        assert environment["DEFAULT_ALLOWED_COUNTRIES"] == "CN,HK", function_id
 
 
 def test_each_function_holds_its_secrets_arn_and_reaches_aws_through_the_endpoint_variables(
@@ -205,12 +256,18 @@ def test_the_state_file_lets_other_commands_find_the_stack(local_stack: LocalSta
     assert state["dynamodb_url"] == local_stack.dynamodb_url
     assert state["queues"] == local_stack.queues
     assert state["sqs_polling"] is True
+    assert state["inbox_url"] == local_stack.inbox_url
+    assert state["receipt_tokens"] == LOCAL_RECEIPT_TOKENS
+    assert state["receipt_urls"] == local_stack.receipt_urls()
+    assert state["webhook_secret"] == LOCAL_WEBHOOK_SECRET
     assert environment["PROVIDER_SECRET_ID"] == local_stack.resources["AliyunSecret"].ref
     assert environment["AWS_ENDPOINT_URL"] == local_stack.moto_url
+    # What a handler run by `make invoke` gets, as the stack's workers do
+    assert environment["WEBHOOK_ALLOW_LOOPBACK"] == "true"
 
 
-# Each sending function's queue: each provider's and the unified route's.
-POLLED_QUEUES = ("PolyvQueue", "AliyunQueue", "RonglianQueue", "RouterQueue")
+# Each sending function's queue (each provider's and the unified route's), the receipts' and the webhooks'.
+POLLED_QUEUES = ("PolyvQueue", "AliyunQueue", "RonglianQueue", "RouterQueue", "ReceiptsQueue", "WebhookQueue")
 
 
 def test_every_queue_has_its_url_and_each_sending_functions_queue_is_polled_into_it(local_stack: LocalStack) -> None:
@@ -230,6 +287,8 @@ def test_every_queue_has_its_url_and_each_sending_functions_queue_is_polled_into
         "AliyunQueue": "AliyunFunction",
         "RonglianQueue": "RonglianFunction",
         "RouterQueue": "RouterFunction",
+        "ReceiptsQueue": "ReceiptsFunction",
+        "WebhookQueue": "WebhookFunction",
     }
     assert set(local_stack.poller_stats()) == set(POLLED_QUEUES)
 

@@ -20,6 +20,7 @@ from tests.support import (
     NO_QUOTAS,
     ROUTER_ADMIN,
     ROUTER_TENANT,
+    FakeContext,
     Tables,
     create_message_log,
     create_table,
@@ -160,3 +161,24 @@ def target(apigateway: Any) -> Target:
     apigateway.put_integration(restApiId=api_id, resourceId=root, httpMethod="GET", type="MOCK")
     apigateway.create_deployment(restApiId=api_id, stageName="prod")
     return Target(stack=f"sms-gateway-{uuid.uuid4().hex[:8]}", api_id=api_id, stage="prod")
+
+
+@pytest.fixture
+def dead_letter_queue(aws: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    url: str = boto3.client("sqs").create_queue(QueueName=f"dlq-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    monkeypatch.setenv("DEAD_LETTER_QUEUE_URL", url)
+    return url
+
+
+@pytest.fixture
+def polyv_queue(deploy: Any, dead_letter_queue: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The Polyv function fed SQS batches: the ids of the records it reports as failed."""
+    monkeypatch.setenv("QUOTA_LIMITS", "phone_per_minute=0,phone_per_hour=0")
+    deploy("polyv")
+
+    def handle(event: dict[str, Any]) -> list[str]:
+        module = __import__("polyv.app", fromlist=["handler"])
+        answer = module.handler(event, FakeContext())
+        return [failure["itemIdentifier"] for failure in answer["batchItemFailures"]]
+
+    return handle

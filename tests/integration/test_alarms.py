@@ -1,11 +1,13 @@
 """The alarms and dashboards watch metrics the functions really emit: every metric of the gateway's
 namespace that template.yaml names (its name, its dimensions and their values) is compared with
-the EMF documents real sends print."""
+the EMF documents real sends print, and those the receipts consumer, the conversion feedback and
+the pumping guard print."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,11 @@ import pytest
 
 from local.sandbox import Fault, ProviderSandbox
 from local.template import Physical, Template, load_document
+from smsgw.deliveries import Change, Delivery, Indexed
+from smsgw.observability import report_destinations, report_guard
+from smsgw.quota_windows import window_of
+from smsgw.receiving import ReceiptConsumer
+from smsgw.rules import block_of
 from tests.integration.test_router import LOGIN_CODE, put_template, send
 from tests.support import call, event
 
@@ -122,11 +129,39 @@ def emitted_by_the_router(router: ProviderSandbox, capsys: pytest.CaptureFixture
     return _printed(capsys.readouterr().out)
 
 
+# The provider operations whose numbers get receipts: (provider, operation).
+RECEIPT_OPERATIONS = {("aliyun", "SendInterSms"), ("aliyun", "SendBatchSms"), ("ronglian", "TemplateSMS")}
+
+
+@pytest.fixture
+def emitted_by_tracking(capsys: pytest.CaptureFixture[str]) -> set[Metric]:
+    """What the receipts consumer prints for a delivered and an undelivered number of each
+    operation with receipts, the conversion feedback for a converted number, and the pumping
+    guard when it closes a number block."""
+    capsys.readouterr()
+    changes = [
+        Change(
+            Indexed(provider, operation, "biz-1", "shop", "req-1", ("+8613800138000",), 1_700_000_000, None),
+            "+8613800138000",
+            status,
+            None if status is Delivery.DELIVERED else "UNDELIV",
+            "2026-12-01T10:00:05+08:00",
+        )
+        for provider, operation in sorted(RECEIPT_OPERATIONS)
+        for status in (Delivery.DELIVERED, Delivery.UNDELIVERED)
+    ]
+    ReceiptConsumer(None, None).announce(changes)  # type: ignore[arg-type]
+    report_destinations([("CN", block_of("+8613800138000"))], "converted")
+    now = datetime.now(UTC)
+    report_guard(window_of("guard", "hour", f"shop#block#{block_of('+8613800138000')}", 20, now, zone="UTC"))
+    return _printed(capsys.readouterr().out)
+
+
 def test_every_alarm_watches_metrics_the_functions_emit(
-    emitted: set[Metric], emitted_by_the_router: set[Metric]
+    emitted: set[Metric], emitted_by_the_router: set[Metric], emitted_by_tracking: set[Metric]
 ) -> None:
     alarms = alarm_metrics()
-    everything = emitted | emitted_by_the_router
+    everything = emitted | emitted_by_the_router | emitted_by_tracking
 
     assert len(alarms) >= len(SENDS) + len(FAILOVERS)
     for name, metrics in alarms.items():
@@ -175,3 +210,37 @@ def test_each_operation_has_a_failure_rate_alarm_that_waits_for_a_minimum_volume
 
     assert watched_operations == set(SENDS.values())
     assert TEMPLATE["Parameters"]["ProviderFailureAlarmMinimumNumbers"]["Default"] == 10
+
+
+def test_each_operation_with_receipts_has_a_delivery_rate_alarm_that_waits_for_a_minimum_volume() -> None:
+    watched = set()
+    for name, alarm in _resources("AWS::CloudWatch::Alarm"):
+        if not name.endswith("DeliveryRateAlarm"):
+            continue
+        [rate] = [query for query in alarm["Metrics"] if query.get("ReturnData")]
+        # Below the minimum the rate is 1: a couple of failed receipts do not fire it
+        assert rate["Expression"] == {
+            "Fn::Sub": "IF(total >= ${ProviderFailureAlarmMinimumNumbers}, FILL(delivered, 0) / total, 1)"
+        }
+        assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (
+            {"Ref": "DeliveryRateThreshold"},
+            "LessThanThreshold",
+        )
+        for metric, dimensions in alarm_metrics()[name]:
+            assert metric in {"delivered", "undelivered"}
+            watched.add((dict(dimensions)["provider"], dict(dimensions)["operation"]))
+
+    assert watched == RECEIPT_OPERATIONS
+
+
+def test_the_guard_and_conversion_alarms_watch_their_metrics() -> None:
+    watched = alarm_metrics()
+
+    assert watched["GuardClosedAlarm"] == {
+        ("guard_closed", frozenset({("guard", "block"), ("service", "sms-gateway")}))
+    }
+    country = frozenset({("country", "CN"), ("service", "sms-gateway")})
+    assert watched["CNConversionRateAlarm"] == {("accepted", country), ("converted", country)}
+    # An hour with no feedback at all counts as converted: tenants that send none never fire it
+    [rate] = [q for q in TEMPLATE["Resources"]["CNConversionRateAlarm"]["Properties"]["Metrics"] if q.get("ReturnData")]
+    assert "FILL(converted, 0) > 0" in rate["Expression"]["Fn::Sub"]

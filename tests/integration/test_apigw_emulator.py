@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import http.client
 import json
+import statistics
+import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -331,3 +334,55 @@ def test_restarting_a_pool_replaces_every_instance_with_the_new_environment(func
     assert {a["environment"]["GREETING"] for a in answers} == {"bonjour"}
     assert len(after) == 2
     assert before.isdisjoint(after)
+
+
+def test_a_proxied_prefix_serves_another_server_without_an_api_key() -> None:
+    seen: list[tuple[str, str, bytes]] = []
+
+    class Target(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length") or 0))
+            seen.append((self.command, self.path, body))
+            self.send_response(201 if self.command == "POST" else 200)
+            self.send_header("content-type", "text/html")
+            self.send_header("content-length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    target = ThreadingHTTPServer(("127.0.0.1", 0), Target)
+    threading.Thread(target=target.serve_forever, daemon=True).start()
+    emulator = ApiGatewayEmulator(
+        apis=TEMPLATE.apis(), routes=TEMPLATE.api_routes(), invoke=lambda *_: Invocation(None), api_keys=API_KEYS
+    ).start()
+    emulator.proxy("/_side/", f"http://127.0.0.1:{target.server_address[1]}", index="/index")
+    try:
+        index = requests.get(f"{emulator.url}/_side/", timeout=10)
+        posted = requests.post(f"{emulator.url}/_side/things/1?x=2", json={"a": 1}, timeout=10)
+        bare = requests.get(f"{emulator.url}/_side", allow_redirects=False, timeout=10)
+    finally:
+        emulator.stop()
+        target.shutdown()
+
+    assert (index.status_code, index.text, index.headers["content-type"]) == (200, "ok", "text/html")
+    assert posted.status_code == 201
+    assert seen == [("GET", "/index", b""), ("POST", "/things/1?x=2", b'{"a": 1}')]
+    assert (bare.status_code, bare.headers["location"]) == (308, "/_side/")
+
+
+def test_a_kept_alive_connection_gets_each_answer_without_waiting_for_a_delayed_ack(gateway: str) -> None:
+    # Headers and body are two writes: with Nagle's algorithm on, each answer on a kept-alive
+    # connection would wait some 40 ms for the client's delayed ACK.
+    took = []
+    with requests.Session() as session:
+        for _ in range(20):
+            started = time.perf_counter()
+            answer = session.post(f"{gateway}/echo/alice", json={}, headers={"x-api-key": API_KEY}, timeout=10)
+            took.append(time.perf_counter() - started)
+            assert answer.status_code == 200
+
+    assert statistics.median(took) < 0.030, [f"{t * 1000:.0f} ms" for t in took]

@@ -1,8 +1,9 @@
-"""`LocalStack`'s API keys and worker pools as configured, and what it refuses before anything starts:
-the folder of a stack that runs, a port in use."""
+"""`LocalStack`'s API keys, worker pools and local settings as configured, and what it refuses before
+anything starts: the folder of a stack that runs, a port in use."""
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import subprocess
@@ -15,7 +16,17 @@ from pathlib import Path
 import pytest
 
 from local.processes import StackError
-from local.stack import LOCK_FILE, STATE_FILE, LocalStack, StateDir, admin_item, resolve_api_keys
+from local.reconcile import seconds
+from local.stack import (
+    LOCAL_RECEIPT_TOKENS,
+    LOCAL_WEBHOOK_SECRET,
+    LOCK_FILE,
+    STATE_FILE,
+    LocalStack,
+    StateDir,
+    admin_item,
+    resolve_api_keys,
+)
 from smsgw.admin import AdminKeys
 from tests.support import free_port
 
@@ -99,6 +110,34 @@ def test_make_run_has_an_admin_key_by_default() -> None:
 
     assert "\nADMIN_API_KEY ?= local-admin-key\n" in makefile
     assert "--admin-api-key $(ADMIN_API_KEY)" in makefile
+
+
+def test_the_local_stack_sends_to_hong_kong_too_unless_told_otherwise() -> None:
+    assert LocalStack(api_key="k").template.parameters["DefaultAllowedCountries"] == "CN,HK"
+    overridden = LocalStack(api_key="k", parameter_overrides={"DefaultAllowedCountries": "CN"})
+    assert overridden.template.parameters["DefaultAllowedCountries"] == "CN"
+
+
+def test_the_receipt_tokens_and_every_tenants_webhook_secret_get_the_local_values() -> None:
+    stack = LocalStack(api_keys={"shop-1": "key-1", "shop-2": "key-2"}, admin_api_key="admin-key")
+
+    values = stack.secret_values()
+
+    assert json.loads(values["ReceiptTokenSecret"]) == LOCAL_RECEIPT_TOKENS
+    tenants = ["shop-1", "shop-2", "shop-1-admin"]
+    assert json.loads(values["WebhookSecret"]) == dict.fromkeys(tenants, LOCAL_WEBHOOK_SECRET)
+    assert set(values) == {"ReceiptTokenSecret", "WebhookSecret"}
+
+
+@pytest.mark.parametrize(("text", "expected"), [("700", 700), ("12m", 720), ("73h", 262_800), ("1.5d", 129_600)])
+def test_reconciliation_moves_its_clock_by_a_duration(text: str, expected: float) -> None:
+    assert seconds(text) == expected
+
+
+def test_make_reconcile_runs_reconciliation_on_the_stack_of_state_dir() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+
+    assert "-m local.reconcile --state $(STATE_DIR)/state.json $(if $(AHEAD),--ahead $(AHEAD))" in makefile
 
 
 def test_a_function_needs_at_least_one_worker() -> None:

@@ -17,6 +17,9 @@ SECRET_ARNS = {
     "PolyvSecret": "arn:aws:secretsmanager:us-east-1:123456789012:secret:PolyvSecret-AbCdEf",
     "AliyunSecret": "arn:aws:secretsmanager:us-east-1:123456789012:secret:AliyunSecret-GhIjKl",
     "RonglianSecret": "arn:aws:secretsmanager:us-east-1:123456789012:secret:RonglianSecret-MnOpQr",
+    "ReceiptTokenSecret": "arn:aws:secretsmanager:us-east-1:123456789012:secret:ReceiptTokenSecret-StUvWx",
+    "RonglianReceiptToken": "arn:aws:secretsmanager:us-east-1:123456789012:secret:RonglianReceiptToken-YzAbCd",
+    "WebhookSecret": "arn:aws:secretsmanager:us-east-1:123456789012:secret:WebhookSecret-EfGhIj",
 }
 TABLES = {
     "QuotaTable": "quota-local",
@@ -26,7 +29,7 @@ TABLES = {
 }
 QUEUES = {
     f"{sender}{kind}": f"http://127.0.0.1:4566/123456789012/{sender}{kind}"
-    for sender in ("Polyv", "Aliyun", "Ronglian", "Router")
+    for sender in ("Polyv", "Aliyun", "Ronglian", "Router", "Receipts", "Webhook")
     for kind in ("Queue", "DeadLetterQueue")
 }
 PROVISIONED = (
@@ -56,11 +59,16 @@ def test_every_function_runs_its_code_with_the_shared_layer(template: Template) 
         "RonglianFunction",
         "RouterFunction",
         "MessagesFunction",
+        "ReceiptsFunction",
+        "WebhookFunction",
+        "ReconcileFunction",
     }
     for folder, spec in [
         ("polyv", functions["PolyvFunction"]),
         ("ronglian", functions["RonglianFunction"]),
         ("router", functions["RouterFunction"]),
+        ("receipts", functions["ReceiptsFunction"]),
+        ("webhooks", functions["WebhookFunction"]),
     ]:
         assert spec.code_uri == ROOT / "functions" / folder
         assert spec.handler == "app.handler"
@@ -86,9 +94,19 @@ def test_routes_and_which_need_an_api_key(template: Template) -> None:
         ("PUT", "/v1/templates/{name}"): ("RouterFunction", True),
         ("GET", "/v1/templates/{name}"): ("RouterFunction", True),
         ("DELETE", "/v1/templates/{name}"): ("RouterFunction", True),
+        ("PUT", "/v1/rules"): ("RouterFunction", True),
+        ("GET", "/v1/rules"): ("RouterFunction", True),
+        ("PUT", "/v1/opt-outs/{phone}"): ("RouterFunction", True),
+        ("GET", "/v1/opt-outs/{phone}"): ("RouterFunction", True),
+        ("DELETE", "/v1/opt-outs/{phone}"): ("RouterFunction", True),
         ("GET", "/v1/router/docs"): ("RouterFunction", False),
         ("GET", "/v1/messages/{requestId}"): ("MessagesFunction", True),
+        ("POST", "/v1/messages/{requestId}/feedback"): ("MessagesFunction", True),
         ("GET", "/v1/messages/docs"): ("MessagesFunction", False),
+        # The providers cannot send an API key: a token in the path instead.
+        ("GET", "/v1/receipts/aliyun/{token}"): ("ReceiptsFunction", False),
+        ("POST", "/v1/receipts/aliyun/{token}"): ("ReceiptsFunction", False),
+        ("POST", "/v1/receipts/ronglian/{token}"): ("ReceiptsFunction", False),
     }
     assert {r.api_id for r in template.api_routes()} == {"GatewayApi"}
 
@@ -117,7 +135,14 @@ GLOBAL_VARIABLES = {
     "IDEMPOTENCY_EXPIRY_SECONDS",
     "MESSAGE_LOG_TABLE_NAME",
     "MESSAGE_RETENTION_DAYS",
+    "WEBHOOK_QUEUE_URL",
+    "CONFIG_TABLE_NAME",
+    "DEFAULT_ALLOWED_COUNTRIES",
 }
+DEFAULT_QUOTAS = (
+    "phone_per_minute=1,phone_per_hour=5,phone_per_day=10,account_per_day=2000,ip_per_day=2000,"
+    "block_per_hour=20,country_per_hour=0"
+)
 
 
 def test_environment_resolves_parameters_globals_and_the_secrets_arn(template: Template) -> None:
@@ -139,9 +164,12 @@ def test_environment_resolves_parameters_globals_and_the_secrets_arn(template: T
         "IDEMPOTENCY_EXPIRY_SECONDS": "86400",
         "MESSAGE_LOG_TABLE_NAME": "messages-local",
         "MESSAGE_RETENTION_DAYS": "30",
+        "WEBHOOK_QUEUE_URL": QUEUES["WebhookQueue"],
+        "CONFIG_TABLE_NAME": "config-local",
+        "DEFAULT_ALLOWED_COUNTRIES": "CN",
         "PROVIDER": "ronglian",
         "PROVIDER_SECRET_ID": SECRET_ARNS["RonglianSecret"],
-        "QUOTA_LIMITS": "phone_per_minute=1,phone_per_hour=5,phone_per_day=10,account_per_day=2000,ip_per_day=2000",
+        "QUOTA_LIMITS": DEFAULT_QUOTAS,
         "DEAD_LETTER_QUEUE_URL": QUEUES["RonglianDeadLetterQueue"],
         "RONGLIAN_CHUNK_SIZE": "100",
     }
@@ -154,16 +182,62 @@ def test_the_unified_route_reads_every_providers_secret_and_the_configuration_ta
         "POLYV_SECRET_ID": SECRET_ARNS["PolyvSecret"],
         "ALIYUN_SECRET_ID": SECRET_ARNS["AliyunSecret"],
         "RONGLIAN_SECRET_ID": SECRET_ARNS["RonglianSecret"],
-        "CONFIG_TABLE_NAME": "config-local",
         "CIRCUIT_FAILURE_THRESHOLD": "5",
         "CIRCUIT_COOLDOWN_SECONDS": "30",
-        "QUOTA_LIMITS": "phone_per_minute=1,phone_per_hour=5,phone_per_day=10,account_per_day=2000,ip_per_day=2000",
+        "QUOTA_LIMITS": DEFAULT_QUOTAS,
         "DEAD_LETTER_QUEUE_URL": QUEUES["RouterDeadLetterQueue"],
         "RONGLIAN_CHUNK_SIZE": "100",
     }
     # One function for every provider: none of a provider function's variables
     assert "PROVIDER" not in environment
     assert "PROVIDER_SECRET_ID" not in environment
+
+
+@pytest.mark.parametrize(
+    ("function_id", "own"),
+    [
+        (
+            "ReceiptsFunction",
+            {
+                "RECEIPT_TOKEN_SECRET_ID": SECRET_ARNS["ReceiptTokenSecret"],
+                "RECEIPTS_QUEUE_URL": QUEUES["ReceiptsQueue"],
+            },
+        ),
+        (
+            "WebhookFunction",
+            {
+                "WEBHOOK_SECRET_ID": SECRET_ARNS["WebhookSecret"],
+                "WEBHOOK_DEAD_LETTER_QUEUE_URL": QUEUES["WebhookDeadLetterQueue"],
+            },
+        ),
+        ("ReconcileFunction", {"ALIYUN_SECRET_ID": SECRET_ARNS["AliyunSecret"]}),
+    ],
+)
+def test_the_delivery_functions_read_their_own_secret_and_queues(
+    template: Template, function_id: str, own: dict[str, str]
+) -> None:
+    environment = template.environment(function_id, PROVISIONED)
+
+    assert {name: value for name, value in environment.items() if name not in GLOBAL_VARIABLES} == own
+    # Where every status change's webhook events go: the webhook function's own queue.
+    assert environment["WEBHOOK_QUEUE_URL"] == QUEUES["WebhookQueue"]
+
+
+def test_reconciliation_runs_on_its_schedule_for_up_to_four_minutes(template: Template) -> None:
+    properties = template.function_properties("ReconcileFunction")
+    resolver = template.resolver(PROVISIONED)
+
+    assert resolver.resolve(properties["Events"]["Schedule"]["Properties"]["Schedule"]) == "rate(5 minutes)"
+    assert template.functions()["ReconcileFunction"].timeout == 240
+
+
+def test_the_default_countries_reach_every_function_as_one_list() -> None:
+    template = Template.load(TEMPLATE, {"DefaultAllowedCountries": "CN,HK"})
+
+    for function_id in ("AliyunFunction", "RouterFunction", "ReceiptsFunction"):
+        assert template.environment(function_id, PROVISIONED)["DEFAULT_ALLOWED_COUNTRIES"] == "CN,HK"
+    # One conversion-rate alarm per default country
+    assert {"CNConversionRateAlarm", "HKConversionRateAlarm"} <= set(template.resources)
 
 
 def test_the_router_parameters_reach_its_environment() -> None:
@@ -244,6 +318,9 @@ def test_secrets_name_their_provider_in_a_tag(template: Template) -> None:
         "PolyvSecret": "polyv",
         "AliyunSecret": "aliyun",
         "RonglianSecret": "ronglian",
+        "ReceiptTokenSecret": None,
+        "RonglianReceiptToken": None,
+        "WebhookSecret": None,
     }
 
 
@@ -332,11 +409,18 @@ def test_tables_queues_and_sqs_triggers_resolve() -> None:
     assert template.resolver(provisioned).resolve(source.queue) == "arn:aws:sqs:us-east-1:123456789012:Queue"
 
 
-def test_the_queue_mappings_feed_each_sending_function_from_its_own_queue(template: Template) -> None:
+def test_the_queue_mappings_feed_each_function_from_its_own_queue(template: Template) -> None:
     sources = {s.function_id: s for s in template.sqs_event_sources()}
     resolver = template.resolver(PROVISIONED)
 
-    assert set(sources) == {"PolyvFunction", "AliyunFunction", "RonglianFunction", "RouterFunction"}
+    assert set(sources) == {
+        "PolyvFunction",
+        "AliyunFunction",
+        "RonglianFunction",
+        "RouterFunction",
+        "ReceiptsFunction",
+        "WebhookFunction",
+    }
     for function_id, source in sources.items():
         sender = function_id.removesuffix("Function")
         assert source.event_id == f"{sender}QueueMapping"

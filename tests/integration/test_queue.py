@@ -4,7 +4,6 @@ dead-letter queue) and the provider sandbox."""
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -13,59 +12,14 @@ import pytest
 
 from local.sandbox import Fault, ProviderSandbox
 from smsgw import runtime
-from tests.support import EVENTS, FakeContext, invoke, sqs_event
+from tests.support import EVENTS, dead_letters, log_record, polyv_message, sqs_event
 
 A, B = "13800138000", "13900139000"
 
 
-def polyv_message(*phones: str, **envelope: Any) -> dict[str, Any]:
-    return {
-        "phone_numbers": list(phones),
-        "template_param_names": ["code"],
-        "template_param_values": ["1234"],
-        **envelope,
-    }
-
-
 @pytest.fixture
-def dead_letter_queue(aws: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    url: str = boto3.client("sqs").create_queue(QueueName=f"dlq-{uuid.uuid4().hex[:8]}")["QueueUrl"]
-    monkeypatch.setenv("DEAD_LETTER_QUEUE_URL", url)
-    return url
-
-
-@pytest.fixture
-def polyv(deploy: Any, dead_letter_queue: str, monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("QUOTA_LIMITS", "phone_per_minute=0,phone_per_hour=0")
-    deploy("polyv")
-
-    def handle(event: dict[str, Any]) -> list[str]:
-        module = __import__("polyv.app", fromlist=["handler"])
-        answer = module.handler(event, FakeContext())
-        return [failure["itemIdentifier"] for failure in answer["batchItemFailures"]]
-
-    return handle
-
-
-def dead_letters(url: str) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-    while (
-        batch := boto3.client("sqs")
-        .receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], WaitTimeSeconds=0)
-        .get("Messages", [])
-    ):
-        found.extend(batch)
-        for message in batch:
-            boto3.client("sqs").delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-    return found
-
-
-def log_record(tenant: str, request_id: str) -> tuple[int, dict[str, Any]]:
-    event = json.loads((EVENTS / "polyv-send.json").read_text())
-    event.update(httpMethod="GET", resource="/v1/messages/{requestId}", path=f"/v1/messages/{request_id}", body=None)
-    event["pathParameters"] = {"requestId": request_id}
-    event["requestContext"]["identity"]["apiKeyId"] = tenant
-    return invoke("messages", event)
+def polyv(polyv_queue: Any) -> Any:
+    return polyv_queue
 
 
 def test_the_event_file_is_processed(polyv: Any, sandbox: ProviderSandbox) -> None:

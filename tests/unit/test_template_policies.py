@@ -2,7 +2,10 @@
 table and queue settings the functions rely on. The template is read as CloudFormation deploys it,
 its loops expanded (local.language_extensions), so a grant written once in a loop is judged for
 every function it reaches. The unified route's function has a role of its own: every provider's
-secret and the configuration table, but no provider's queue or log group.
+secret and the configuration table, but no provider's queue or log group. So do the functions of
+delivery tracking: the receipt routes and their consumer (the receipt tokens, the receipts queue,
+a number's status written once), the webhook sender (the signing secrets, its queue and dead-letter
+queue) and reconciliation (Aliyun's secret, the message log's `open` index and no other).
 
 The expected grants are spelled out below on purpose: widening a policy (a new action, a `*`, another
 function's secret or queue) fails here and names what was widened. The checker is tested too, on
@@ -18,6 +21,7 @@ log group and queue. The one `Resource: "*"` left is X-Ray's, which has no resou
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -28,13 +32,17 @@ from local.template import expand, load_document, parameter_values, read_documen
 
 TEMPLATE = Path(__file__).parents[2] / "template.yaml"
 PROVIDERS = ("Polyv", "Aliyun", "Ronglian")
-# The functions a queue feeds: each provider's and the unified route's.
+# The functions that send: each provider's and the unified route's.
 SENDERS = (*PROVIDERS, "Router")
+# The functions a queue feeds: the senders, the receipts consumer and the webhook sender.
+CONSUMERS = (*SENDERS, "Receipts", "Webhook")
 
 # TransactWriteItems is authorised per action inside it (UpdateItem); BatchGetItem is its own action.
 QUOTA_ACTIONS = {"dynamodb:UpdateItem", "dynamodb:GetItem", "dynamodb:BatchGetItem"}
 IDEMPOTENCY_ACTIONS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
-MESSAGE_LOG_WRITE_ACTIONS = {"dynamodb:PutItem", "dynamodb:GetItem"}
+# The record (in the idempotency record's transaction, or alone), and the receipt index of its
+# accepted numbers: in that transaction while it fits, else in batches.
+MESSAGE_LOG_WRITE_ACTIONS = {"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:BatchWriteItem"}
 SEND_ACTIONS = {"sqs:SendMessage"}
 # Lambda writes the function's logs with its role; the stack creates the log group.
 LOG_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents"}
@@ -43,15 +51,21 @@ UNSCOPED_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 # What Lambda's event source mapping needs from the function's role to poll a queue, and no more.
 CONSUME_ACTIONS = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
 # Templates (a query for the newest version, a conditional put of the next), admin keys and tenant
-# rules (reads), circuits (reads and conditional updates), opt-outs (a ConditionCheck in each
-# number's quota transaction). No scan, no delete: a deleted template is a version too.
+# rules (reads; rules put by the admin routes), circuits (reads and conditional updates), opt-outs
+# (a ConditionCheck in each number's quota transaction; put, read, and deleted when a number is
+# opted back in). No scan: a deleted template is a version too.
 CONFIG_ACTIONS = {
     "dynamodb:GetItem",
     "dynamodb:PutItem",
     "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
     "dynamodb:Query",
     "dynamodb:ConditionCheckItem",
 }
+# A provider function's: the tenant's rules (a cached read) and its opt-outs (a ConditionCheck).
+RULES_ACTIONS = {"dynamodb:GetItem", "dynamodb:ConditionCheckItem"}
+# A sending function's `message.accepted` events, the receipts' and reconciliation's status changes.
+WEBHOOK_EVENT_ACTIONS = SEND_ACTIONS
 
 # Function → resource logical id → the actions it may have on it. Anything else fails.
 ALLOWED: dict[str, dict[str, set[str]]] = {
@@ -63,6 +77,8 @@ ALLOWED: dict[str, dict[str, set[str]]] = {
             "QuotaTable": QUOTA_ACTIONS,
             "IdempotencyTable": IDEMPOTENCY_ACTIONS,
             "MessageLogTable": MESSAGE_LOG_WRITE_ACTIONS,
+            "ConfigTable": RULES_ACTIONS,
+            "WebhookQueue": WEBHOOK_EVENT_ACTIONS,
             f"{provider}LogGroup": LOG_ACTIONS,
             "*": UNSCOPED_ACTIONS,
         }
@@ -76,19 +92,53 @@ ALLOWED: dict[str, dict[str, set[str]]] = {
         "IdempotencyTable": IDEMPOTENCY_ACTIONS,
         "MessageLogTable": MESSAGE_LOG_WRITE_ACTIONS,
         "ConfigTable": CONFIG_ACTIONS,
+        "WebhookQueue": WEBHOOK_EVENT_ACTIONS,
         "RouterLogGroup": LOG_ACTIONS,
         "*": UNSCOPED_ACTIONS,
     },
+    # Records and delivery statuses read; a number's conversion feedback put once.
     "MessagesFunction": {
-        "MessageLogTable": {"dynamodb:GetItem"},
+        "MessageLogTable": {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem"},
         "MessagesLogGroup": LOG_ACTIONS,
+        "*": UNSCOPED_ACTIONS,
+    },
+    # The routes check the token and queue what they took; the consumer reads the receipt index,
+    # writes each number's final status once (a conditional put), reads the tenant's rules, opts
+    # out a number whose receipt says the user refused, and queues the status changes' webhooks.
+    "ReceiptsFunction": {
+        "ReceiptTokenSecret": {"secretsmanager:GetSecretValue"},
+        "ReceiptsQueue": SEND_ACTIONS | CONSUME_ACTIONS,
+        "MessageLogTable": {"dynamodb:GetItem", "dynamodb:PutItem"},
+        "ConfigTable": {"dynamodb:GetItem", "dynamodb:PutItem"},
+        "WebhookQueue": WEBHOOK_EVENT_ACTIONS,
+        "ReceiptsLogGroup": LOG_ACTIONS,
+        "*": UNSCOPED_ACTIONS,
+    },
+    # Each tenant's signing secret; its queue consumed and fed again with delayed retries; the
+    # events it gives up on to its dead-letter queue.
+    "WebhookFunction": {
+        "WebhookSecret": {"secretsmanager:GetSecretValue"},
+        "WebhookQueue": SEND_ACTIONS | CONSUME_ACTIONS,
+        "WebhookDeadLetterQueue": SEND_ACTIONS,
+        "WebhookLogGroup": LOG_ACTIONS,
+        "*": UNSCOPED_ACTIONS,
+    },
+    # Aliyun's secret (QuerySendDetails); the open calls from the `open` index alone, their numbers'
+    # statuses read and settled once, a settled call taken out of the index (UpdateItem).
+    "ReconcileFunction": {
+        "AliyunSecret": {"secretsmanager:GetSecretValue"},
+        "MessageLogTable/index/open": {"dynamodb:Query"},
+        "MessageLogTable": {"dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},
+        "WebhookQueue": WEBHOOK_EVENT_ACTIONS,
+        "ReconcileLogGroup": LOG_ACTIONS,
         "*": UNSCOPED_ACTIONS,
     },
 }
 # Function → the queues its event source mappings may read.
 QUEUES_READ: dict[str, set[str]] = {
-    **{f"{sender}Function": {f"{sender}Queue"} for sender in SENDERS},
+    **{f"{consumer}Function": {f"{consumer}Queue"} for consumer in CONSUMERS},
     "MessagesFunction": set(),
+    "ReconcileFunction": set(),
 }
 
 # Ways to grant a role something besides its own Policies.
@@ -99,7 +149,8 @@ GRANTING_TYPES = {
     "AWS::Serverless::Connector",
 }
 # Event types whose permissions this test reads; any other would grant access it does not check.
-CHECKED_EVENT_TYPES = {"Api"}
+# A schedule lets EventBridge invoke the function and grants its role nothing.
+CHECKED_EVENT_TYPES = {"Api", "Schedule"}
 FUNCTION_TYPE = "AWS::Serverless::Function"
 MAPPING_TYPE = "AWS::Lambda::EventSourceMapping"
 ROLE_TYPE = "AWS::IAM::Role"
@@ -128,6 +179,19 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
+_INDEX = re.compile(r"\$\{(\w+)\.Arn\}/index/([A-Za-z0-9_.-]+)")
+
+
+def _index_of(document: Mapping[str, Any], expression: Any) -> str | None:
+    """`Table/index/name` for `!Sub "${Table.Arn}/index/name"`: one index of a table of this
+    template, which a grant on it reaches and no other."""
+    text = expression.get("Fn::Sub") if isinstance(expression, dict) and len(expression) == 1 else None
+    found = _INDEX.fullmatch(text) if isinstance(text, str) else None
+    if found is None or (document["Resources"].get(found[1]) or {}).get("Type") != "AWS::DynamoDB::Table":
+        return None
+    return f"{found[1]}/index/{found[2]}"
+
+
 def _resources_named(document: Mapping[str, Any], expression: Any, where: str) -> tuple[set[str], list[str]]:
     """The template resources an ARN or name expression points at, and what is wrong with it."""
     problems = []
@@ -138,6 +202,10 @@ def _resources_named(document: Mapping[str, Any], expression: Any, where: str) -
         if isinstance(item, str):
             if "*" not in item:
                 problems.append(f"{where}: {item!r} names no resource of this template")
+            continue
+        index = _index_of(document, item)
+        if index is not None:
+            named.add(index)
             continue
         found = {name for name in references(item) if not name.startswith("AWS::")}
         if not found:
@@ -404,7 +472,7 @@ def test_every_queue_redrives_to_a_dead_letter_queue_that_outlives_it(document: 
     targets = {name: _dead_letter_target(queue) for name, queue in queues.items()}
     dead_letter_queues = {target for target in targets.values() if target}
 
-    assert dead_letter_queues == {f"{sender}DeadLetterQueue" for sender in SENDERS}
+    assert dead_letter_queues == {f"{consumer}DeadLetterQueue" for consumer in CONSUMERS}
     for name, target in targets.items():
         if name in dead_letter_queues:
             continue
@@ -431,18 +499,18 @@ def test_every_consumed_queue_hides_a_message_for_six_function_timeouts(document
         assert visibility >= 6 * timeout, f"{queue_id}: {visibility} s < 6 * {function_id}'s {timeout} s"
         consumed.add((function_id, queue_id, mapping_id))
 
-    assert consumed == {(f"{s}Function", f"{s}Queue", f"{s}QueueMapping") for s in SENDERS}
+    assert consumed == {(f"{c}Function", f"{c}Queue", f"{c}QueueMapping") for c in CONSUMERS}
 
 
-@pytest.mark.parametrize("sender", SENDERS)
+@pytest.mark.parametrize("consumer", CONSUMERS)
 def test_each_queue_mapping_reports_failed_records_and_bounds_its_pollers(
-    document: dict[str, Any], sender: str
+    document: dict[str, Any], consumer: str
 ) -> None:
-    properties = document["Resources"][f"{sender}QueueMapping"]["Properties"]
+    properties = document["Resources"][f"{consumer}QueueMapping"]["Properties"]
 
     # Without ReportBatchItemFailures, one failed number would resend the whole batch.
     assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    assert properties["ScalingConfig"]["MaximumConcurrency"] == {"Ref": f"{sender}QueueMaxConcurrency"}
+    assert properties["ScalingConfig"]["MaximumConcurrency"] == {"Ref": f"{consumer}QueueMaxConcurrency"}
     assert properties["BatchSize"] == {"Ref": "QueueBatchSize"}
 
 
@@ -453,7 +521,9 @@ def test_each_sending_function_may_consume_its_own_queue_and_no_other(document: 
     assert not problems
     assert granted[f"{sender}Queue"] == CONSUME_ACTIONS
     queues = {name for name, r in document["Resources"].items() if r.get("Type") == "AWS::SQS::Queue"}
-    assert {q for q in granted if q in queues} == {f"{sender}Queue", f"{sender}DeadLetterQueue"}
+    # Besides its own: the webhook queue, its `message.accepted` events.
+    assert {q for q in granted if q in queues} == {f"{sender}Queue", f"{sender}DeadLetterQueue", "WebhookQueue"}
+    assert granted["WebhookQueue"] == SEND_ACTIONS
 
 
 def test_the_unified_route_reads_every_providers_secret_and_each_provider_only_its_own(
@@ -464,11 +534,31 @@ def test_the_unified_route_reads_every_providers_secret_and_each_provider_only_i
         function_id: {name for name in grants(document, function_id)[0] if name in secrets} for function_id in ALLOWED
     }
 
+    provider_secrets = {f"{provider}Secret" for provider in PROVIDERS}
     assert readers == {
         **{f"{provider}Function": {f"{provider}Secret"} for provider in PROVIDERS},
-        "RouterFunction": secrets,
+        "RouterFunction": provider_secrets,
         "MessagesFunction": set(),
+        "ReceiptsFunction": {"ReceiptTokenSecret"},
+        "WebhookFunction": {"WebhookSecret"},
+        "ReconcileFunction": {"AliyunSecret"},
     }
+    # The Ronglian token's origin only: ReceiptTokenSecret holds the token the routes check.
+    assert "RonglianReceiptToken" in secrets - set().union(*readers.values())
+
+
+def test_reconciliation_queries_the_open_index_and_nothing_else_of_the_table(document: dict[str, Any]) -> None:
+    granted, problems = grants(document, "ReconcileFunction")
+    index = document["Resources"]["MessageLogTable"]["Properties"]["GlobalSecondaryIndexes"]
+
+    assert not problems
+    assert granted["MessageLogTable/index/open"] == {"dynamodb:Query"}
+    assert "dynamodb:Query" not in granted["MessageLogTable"]
+    assert [i["IndexName"] for i in index] == ["open"]
+    assert index[0]["KeySchema"] == [
+        {"AttributeName": "open_day", "KeyType": "HASH"},
+        {"AttributeName": "accepted_at", "KeyType": "RANGE"},
+    ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -522,8 +612,8 @@ def _messages_reads_a_secret(document: dict[str, Any]) -> None:
     _grant(document, "MessagesFunction", "secretsmanager:GetSecretValue", {"Ref": "PolyvSecret"})
 
 
-def _messages_writes_the_log(document: dict[str, Any]) -> None:
-    _statement(document, "MessagesFunction", "MessageLogRead")["Action"].append("dynamodb:PutItem")
+def _messages_updates_the_log(document: dict[str, Any]) -> None:
+    _statement(document, "MessagesFunction", "MessageLog")["Action"].append("dynamodb:UpdateItem")
 
 
 def _messages_consumes_a_queue(document: dict[str, Any]) -> None:
@@ -603,12 +693,12 @@ def _router_scans_the_configuration(document: dict[str, Any]) -> None:
     _statement(document, "RouterFunction", "Configuration")["Action"].append("dynamodb:Scan")
 
 
-def _router_deletes_configuration(document: dict[str, Any]) -> None:
-    _statement(document, "RouterFunction", "Configuration")["Action"].append("dynamodb:DeleteItem")
+def _router_writes_configuration_in_batches(document: dict[str, Any]) -> None:
+    _statement(document, "RouterFunction", "Configuration")["Action"].append("dynamodb:BatchWriteItem")
 
 
-def _a_provider_reads_the_configuration(document: dict[str, Any]) -> None:
-    _grant(document, "AliyunFunction", "dynamodb:GetItem", {"Fn::GetAtt": ["ConfigTable", "Arn"]})
+def _a_provider_writes_the_configuration(document: dict[str, Any]) -> None:
+    _grant(document, "AliyunFunction", "dynamodb:PutItem", {"Fn::GetAtt": ["ConfigTable", "Arn"]})
 
 
 def _router_secrets_by_wildcard(document: dict[str, Any]) -> None:
@@ -633,7 +723,60 @@ def _router_role_with_a_managed_policy(document: dict[str, Any]) -> None:
     _role(document, "RouterFunction")["ManagedPolicyArns"] = ["arn:aws:iam::aws:policy/SecretsManagerReadWrite"]
 
 
+def _receipts_read_the_signing_secrets(document: dict[str, Any]) -> None:
+    _grant(document, "ReceiptsFunction", "secretsmanager:GetSecretValue", {"Ref": "WebhookSecret"})
+
+
+def _receipts_update_a_final_status(document: dict[str, Any]) -> None:
+    _statement(document, "ReceiptsFunction", "DeliveryStatus")["Action"].append("dynamodb:UpdateItem")
+
+
+def _reconciliation_queries_the_table(document: dict[str, Any]) -> None:
+    _statement(document, "ReconcileFunction", "OpenCalls")["Resource"] = {"Fn::GetAtt": ["MessageLogTable", "Arn"]}
+
+
+def _reconciliation_queries_every_index(document: dict[str, Any]) -> None:
+    _statement(document, "ReconcileFunction", "OpenCalls")["Resource"] = {"Fn::Sub": "${MessageLogTable.Arn}/index/*"}
+
+
+def _reconciliation_reads_the_receipt_tokens(document: dict[str, Any]) -> None:
+    _grant(document, "ReconcileFunction", "secretsmanager:GetSecretValue", {"Ref": "ReceiptTokenSecret"})
+
+
+def _webhooks_feed_the_receipts_queue(document: dict[str, Any]) -> None:
+    _grant(document, "WebhookFunction", "sqs:SendMessage", {"Fn::GetAtt": ["ReceiptsQueue", "Arn"]})
+
+
+def _webhooks_consume_their_dead_letters(document: dict[str, Any]) -> None:
+    _statement(document, "WebhookFunction", "DeadLetters")["Action"] = ["sqs:SendMessage", "sqs:ReceiveMessage"]
+
+
 WIDENINGS: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
+    "the receipts read the signing secrets": (
+        _receipts_read_the_signing_secrets,
+        "ReceiptsFunction: ['secretsmanager:GetSecretValue'] on WebhookSecret, which it must not touch",
+    ),
+    "the receipts update a final status": (
+        _receipts_update_a_final_status,
+        "ReceiptsFunction: ['dynamodb:UpdateItem'] on MessageLogTable; allowed only",
+    ),
+    "reconciliation queries the table": (
+        _reconciliation_queries_the_table,
+        "ReconcileFunction: ['dynamodb:Query'] on MessageLogTable; allowed only",
+    ),
+    "reconciliation queries every index": (_reconciliation_queries_every_index, "wildcard resource"),
+    "reconciliation reads the receipt tokens": (
+        _reconciliation_reads_the_receipt_tokens,
+        "ReconcileFunction: ['secretsmanager:GetSecretValue'] on ReceiptTokenSecret, which it must not touch",
+    ),
+    "the webhooks feed the receipts queue": (
+        _webhooks_feed_the_receipts_queue,
+        "WebhookFunction: ['sqs:SendMessage'] on ReceiptsQueue, which it must not touch",
+    ),
+    "the webhooks consume their dead letters": (
+        _webhooks_consume_their_dead_letters,
+        "WebhookFunction: ['sqs:ReceiveMessage'] on WebhookDeadLetterQueue; allowed only",
+    ),
     "Resource: *": (
         _any_resource,
         "PolyvFunction: ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem'] on *",
@@ -652,7 +795,10 @@ WIDENINGS: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
         _messages_reads_a_secret,
         "MessagesFunction: ['secretsmanager:GetSecretValue'] on PolyvSecret",
     ),
-    "writes for the reader": (_messages_writes_the_log, "MessagesFunction: ['dynamodb:PutItem'] on MessageLogTable"),
+    "updates for the reader": (
+        _messages_updates_the_log,
+        "MessagesFunction: ['dynamodb:UpdateItem'] on MessageLogTable",
+    ),
     "a queue for the reader": (_messages_consumes_a_queue, "MessagesFunction: its queue mappings read ['PolyvQueue']"),
     "another provider's queue": (
         _reads_another_providers_queue,
@@ -678,10 +824,13 @@ WIDENINGS: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
     "the role SAM would generate": (_the_role_sam_would_generate, "MessagesFunction: no Role, so SAM generates"),
     "a role anyone may assume": (_assumed_by_anyone, "AliyunFunctionRole: may be assumed by {'AWS': '*'}"),
     "the router scans its configuration": (_router_scans_the_configuration, "['dynamodb:Scan'] on ConfigTable"),
-    "the router deletes configuration": (_router_deletes_configuration, "['dynamodb:DeleteItem'] on ConfigTable"),
-    "a provider reads the configuration": (
-        _a_provider_reads_the_configuration,
-        "AliyunFunction: ['dynamodb:GetItem'] on ConfigTable, which it must not touch",
+    "the router writes configuration in batches": (
+        _router_writes_configuration_in_batches,
+        "['dynamodb:BatchWriteItem'] on ConfigTable",
+    ),
+    "a provider writes the configuration": (
+        _a_provider_writes_the_configuration,
+        "AliyunFunction: ['dynamodb:PutItem'] on ConfigTable; allowed only",
     ),
     "the router's secrets by wildcard": (_router_secrets_by_wildcard, "wildcard resource"),
     "the router consumes a provider's queue": (

@@ -25,12 +25,15 @@ from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
+from smsgw import gathering
 from smsgw.bodies import restored, stored
 from smsgw.errors import DependencyUnavailable, GatewayError
 
 Answer = dict[str, Any]
 """An answer's body as stored and replayed (the API's JSON answer to the request)."""
 State = Literal["pending", "done"]
+TRANSACTION_ITEMS = 100
+TOGETHER_ATTEMPTS = 3
 
 
 class IdempotencyInProgress(GatewayError):
@@ -213,8 +216,11 @@ class IdempotencyStore:
         items: list[dict[str, Any]] = [{"Update": update}]
         items += [{"Put": put} for put in puts]
         try:
-            # One token for the call and botocore's own retries of it: DynamoDB applies it once.
-            self.client.transact_write_items(TransactItems=items, ClientRequestToken=uuid.uuid4().hex)
+            member = gathering.current()
+            if member is None:
+                self._transact(items)
+            else:  # a batch's records end in one transaction
+                member.gather("idempotency.finish", self._together, items)
         except ClientError as exc:
             reasons = exc.response.get("CancellationReasons") or []
             if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
@@ -222,6 +228,84 @@ class IdempotencyStore:
             raise _unavailable(exc) from exc
         except Exception as exc:
             raise _unavailable(exc) from exc
+
+    def _transact(self, items: list[dict[str, Any]]) -> None:
+        # One token for the call and botocore's own retries of it: DynamoDB applies it once.
+        self.client.transact_write_items(TransactItems=items, ClientRequestToken=uuid.uuid4().hex)
+
+    def _together(self, transactions: list[list[dict[str, Any]]]) -> list[BaseException | None]:
+        """Several records' ends in as few transactions as hold them: each gets what its own
+        transaction would have (its own cancellation reasons, or nothing); a record not at fault in a
+        cancelled transaction is written again without the one that was."""
+        results: list[BaseException | None] = [None] * len(transactions)
+        pending = list(range(len(transactions)))
+        for _ in range(TOGETHER_ATTEMPTS):
+            again: list[int] = []
+            for group in _packed(pending, [len(t) for t in transactions]):
+                again += self._group(group, transactions, results)
+            pending = again
+            if not pending:
+                return results
+        for index in pending:  # kept conflicting: one by one
+            results[index] = self._alone(transactions[index])
+        return results
+
+    def _alone(self, items: list[dict[str, Any]]) -> BaseException | None:
+        try:
+            self._transact(items)
+        except Exception as exc:  # its own call's error
+            return exc
+        return None
+
+    def _group(
+        self, group: list[int], transactions: list[list[dict[str, Any]]], results: list[BaseException | None]
+    ) -> list[int]:
+        """One transaction for a group: the records to write again (not at fault in a cancellation)."""
+        items = [item for index in group for item in transactions[index]]
+        try:
+            self._transact(items)
+        except ClientError as exc:
+            reasons = exc.response.get("CancellationReasons") or []
+            if len(group) > 1 and _code(exc) == "ValidationException":  # two records on one item
+                for index in group:
+                    results[index] = self._alone(transactions[index])
+                return []
+            if len(reasons) != len(items):
+                for index in group:
+                    results[index] = exc
+                return []
+            again, position = [], 0
+            for index in group:
+                mine = reasons[position : position + len(transactions[index])]
+                position += len(mine)
+                if all(reason.get("Code") == "None" for reason in mine):
+                    again.append(index)
+                else:
+                    results[index] = _cancelled(mine)
+            return again
+        except Exception as exc:  # the outcome is unknown to every record in it
+            for index in group:
+                results[index] = exc
+        return []
+
+
+def _packed(indexes: list[int], sizes: list[int]) -> list[list[int]]:
+    """Consecutive groups of at most 100 actions (DynamoDB's ceiling for a transaction)."""
+    groups: list[list[int]] = []
+    used = 0
+    for index in indexes:
+        if not groups or used + sizes[index] > TRANSACTION_ITEMS:
+            groups.append([])
+            used = 0
+        groups[-1].append(index)
+        used += sizes[index]
+    return groups
+
+
+def _cancelled(reasons: list[dict[str, Any]]) -> ClientError:
+    """The cancellation a record's own transaction would have met."""
+    error = {"Code": "TransactionCanceledException", "Message": "Transaction cancelled"}
+    return ClientError({"Error": error, "CancellationReasons": reasons}, "TransactWriteItems")
 
 
 class _LostRace(Exception):

@@ -6,8 +6,9 @@ Every message ends one of three ways, and none is lost or sent twice:
   recorded in the message log, and the message is acknowledged;
 - some numbers are `retryable`: the record becomes a batch item failure, SQS delivers it again,
   and only those numbers are sent again; after `maxReceiveCount` deliveries it is in the DLQ;
-- it is poison (not JSON, a key given twice, not a valid request): recorded with its reason and
-  put in the DLQ at once, where the reason travels as a message attribute.
+- it is poison (not JSON, a key given twice, not a valid request, an `idempotencyKey` used before
+  with another body): recorded with its reason and put in the DLQ at once, where the reason travels
+  as a message attribute.
 
 A message is known by the producer's `idempotencyKey`, or by its SQS message id, so a producer's
 own retry and SQS's redelivery meet the same idempotency record (`smsgw.idempotency`): numbers that
@@ -17,6 +18,7 @@ were or may have been sent are never sent again, whatever failed after the provi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -35,7 +37,8 @@ from smsgw import bodies
 from smsgw.clock import Budget
 from smsgw.connections import held
 from smsgw.errors import GatewayError, InvalidRequest
-from smsgw.idempotency import IdempotencyInProgress
+from smsgw.gathering import Batch
+from smsgw.idempotency import IdempotencyInProgress, IdempotencyKeyReused
 from smsgw.models import SendRequest
 from smsgw.observability import logger, mask_phone
 from smsgw.runtime import on_reset
@@ -131,18 +134,22 @@ class QueueConsumer:
         # Every record failing is still a partial response: SQS retries each of them.
         processor = AsyncBatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
         remaining_ms = context.get_remaining_time_in_millis()
+        # The records' claims with their quota takes, and their ends, are each one DynamoDB call
+        # for the batch (smsgw.gathering); each record still ends on its own.
+        batch = Batch(len(event.get("Records") or []))
 
         async def record_handler(record: SQSRecord) -> None:
-            await asyncio.get_running_loop().run_in_executor(_POOL, self.process, record, remaining_ms)
+            await asyncio.get_running_loop().run_in_executor(_POOL, self.process, record, remaining_ms, batch)
 
         return async_process_partial_response(
             event=event, record_handler=record_handler, processor=processor, context=context
         )
 
-    def process(self, record: SQSRecord, remaining_ms: int | None = None) -> None:
+    def process(self, record: SQSRecord, remaining_ms: int | None = None, batch: Batch | None = None) -> None:
         logger.thread_safe_append_keys(correlation_id=record.message_id)
         try:
-            self._process(record, remaining_ms)
+            with batch.member() if batch is not None else contextlib.nullcontext():
+                self._process(record, remaining_ms)
         finally:
             logger.thread_safe_remove_keys(["correlation_id"])
 
@@ -169,6 +176,9 @@ class QueueConsumer:
             sent = self.sender.send(envelope.operation, envelope.request, caller, self.budget(remaining_ms), key)
         except IdempotencyInProgress:
             raise RetryLater("another delivery of this message is being processed") from None
+        except IdempotencyKeyReused:  # no delivery of this message can ever be sent
+            self._poison(record, PoisonMessage("the idempotencyKey was used with another message body"))
+            return
         if not sent.recorded:
             # The next delivery finds the claim and settles it: nothing of it is sent again.
             raise RetryLater("the outcome could not be recorded")

@@ -41,7 +41,7 @@ CALL_ATTEMPTS = 5
 # What one call may take (the client's connect and read timeouts): none starts with less time left.
 CALL_SECONDS = 3.0
 # Cancellations and errors by which DynamoDB says it did nothing.
-_RETRYABLE_CANCELLATIONS = {"None", "TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
+RETRYABLE_CANCELLATIONS = {"None", "TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
 _NOT_DONE = frozenset(
     {
         "TransactionConflictException",
@@ -96,9 +96,9 @@ class Calls:
             if _code(exc) == "ConditionalCheckFailedException":
                 item = exc.response.get("Item") or {}
                 return Took(False, counts_of(item, windows), closed_until=closed_until(item))
-            raise _unavailable(exc) from exc
+            raise unavailable(exc) from exc
         except Exception as exc:
-            raise _unavailable(exc) from exc
+            raise unavailable(exc) from exc
         return Took(True, counts_of(answer["Attributes"], windows))
 
     def take_scopes(self, scopes: Sequence[Scope]) -> list[tuple[Scope, Took]]:
@@ -146,7 +146,7 @@ class Calls:
                 raise
         return {owns[i].phone: results[i] for i in range(len(owns))}
 
-    def _actions(self, own: Own, units: int = 1) -> list[dict[str, Any]]:
+    def actions(self, own: Own, units: int = 1) -> list[dict[str, Any]]:
         actions = []
         if own.windows:
             actions.append(
@@ -173,9 +173,9 @@ class Calls:
             reasons = exc.response.get("CancellationReasons") or []
             if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
                 raise LeadRefused(reasons[0].get("Item") or {}) from None
-            raise _unavailable(exc) from exc
+            raise unavailable(exc) from exc
         except Exception as exc:
-            raise _unavailable(exc) from exc
+            raise unavailable(exc) from exc
 
     def _transact(
         self,
@@ -187,7 +187,7 @@ class Calls:
     ) -> tuple[dict[int, Took], list[int], dict[str, Any] | None]:
         """One transaction over the pending items (after the lead, if any): what it settled, what is
         to be tried again, and the lead if it is still to be written."""
-        actions = {index: self._actions(owns[index], (units or {}).get(owns[index].phone, 1)) for index in pending}
+        actions = {index: self.actions(owns[index], (units or {}).get(owns[index].phone, 1)) for index in pending}
         leading = [lead] if lead is not None else []
         transaction = {
             "TransactItems": [*leading, *(action for index in pending for action in actions[index])],
@@ -199,7 +199,7 @@ class Calls:
         except ClientError as exc:
             reasons = exc.response.get("CancellationReasons") or []
             if _code(exc) != "TransactionCanceledException" or len(reasons) != len(transaction["TransactItems"]):
-                raise _unavailable(exc) from exc
+                raise unavailable(exc) from exc
             if leading and reasons[0].get("Code") == "ConditionalCheckFailed":
                 raise LeadRefused(reasons[0].get("Item") or {}) from None
             settled: dict[int, Took] = {}
@@ -209,20 +209,20 @@ class Calls:
                 own, count = owns[index], len(actions[index])
                 mine = reasons[position : position + count]
                 position += count
-                verdict = self._verdict(own, mine, exc)
+                verdict = self.verdict(own, mine, exc)
                 if verdict is None:
                     again.append(index)
                 else:
                     settled[index] = verdict
             if len(again) == len(pending):
-                _pause(attempt)  # nothing refused: another writer was in the way
+                pause(attempt)  # nothing refused: another writer was in the way
             return settled, again, lead
         except Exception as exc:
-            raise _unavailable(exc) from exc
+            raise unavailable(exc) from exc
         return dict.fromkeys(pending, Took(True, None)), [], None
 
     @staticmethod
-    def _verdict(own: Own, reasons: Sequence[dict[str, Any]], exc: ClientError) -> Took | None:
+    def verdict(own: Own, reasons: Sequence[dict[str, Any]], exc: ClientError) -> Took | None:
         """A number's share of a cancellation: refused (by a check, or by its windows), or None to try again."""
         codes = [reason.get("Code") for reason in reasons]
         checks = codes[1:] if own.windows else codes
@@ -232,9 +232,9 @@ class Calls:
         if own.windows and codes[0] == "ConditionalCheckFailed":
             item = reasons[0].get("Item") or {}
             return Took(False, counts_of(item, own.windows), closed_until=closed_until(item))
-        if all(code in _RETRYABLE_CANCELLATIONS for code in codes):
+        if all(code in RETRYABLE_CANCELLATIONS for code in codes):
             return None
-        raise _unavailable(exc)
+        raise unavailable(exc)
 
     def share(self, scope: Scope, took: Took, now: datetime) -> Share:
         """What a shared scope holds for a request: all it wanted, or the cost of as many of its first
@@ -281,7 +281,7 @@ class Calls:
         try:
             item = self.call("get_item", read, repeatable=True).get("Item")
         except Exception as exc:
-            raise _unavailable(exc) from exc
+            raise unavailable(exc) from exc
         return counts_of(item or {}, windows)
 
     def read_remaining(self, numbers: dict[str, list[Window]]) -> dict[str, int]:
@@ -304,14 +304,14 @@ class Calls:
                 try:
                     answer = self.call("batch_get_item", {"RequestItems": request}, repeatable=True)
                 except Exception as exc:
-                    raise _unavailable(exc) from exc
+                    raise unavailable(exc) from exc
                 for item in answer.get("Responses", {}).get(self.table_name, []):
                     phone, windows = by_key[item["pk"]["S"]]
                     found[phone] = left(windows, counts_of(item, windows))
                 request = answer.get("UnprocessedKeys") or {}
                 if not request:
                     break
-                _pause(attempt)
+                pause(attempt)
         return found
 
     def give_back(self, items: list[tuple[list[Window], int]]) -> list[bool]:
@@ -339,9 +339,9 @@ class Calls:
             self.call("update_item", update, repeatable=False)
         except ClientError as exc:
             if _code(exc) != "ConditionalCheckFailedException":
-                raise _unavailable(exc) from exc
+                raise unavailable(exc) from exc
         except Exception as exc:
-            raise _unavailable(exc) from exc
+            raise unavailable(exc) from exc
 
     def call(self, operation: str, request: dict[str, Any], *, repeatable: bool) -> dict[str, Any]:
         """One DynamoDB call, made again where that cannot apply it twice: after an answer saying it
@@ -364,7 +364,7 @@ class Calls:
                     raise
             else:
                 return answer
-            _pause(attempt)
+            pause(attempt)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _last(self, attempt: int) -> bool:
@@ -397,7 +397,7 @@ def closed_until(item: dict[str, Any]) -> int | None:
     return int(value) if value is not None and int(value) >= time.time() else None
 
 
-def _pause(attempt: int) -> None:
+def pause(attempt: int) -> None:
     """A short, jittered wait before trying again after a conflict or a throttle."""
     time.sleep(random.uniform(0, 0.02 * 2**attempt))  # noqa: S311 - jitter, not a secret
 
@@ -406,5 +406,5 @@ def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
-def _unavailable(exc: Exception) -> DependencyUnavailable:
+def unavailable(exc: Exception) -> DependencyUnavailable:
     return DependencyUnavailable(f"DynamoDB is unavailable ({type(exc).__name__})")

@@ -19,13 +19,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from datetime import datetime
 from typing import Any
 
+from smsgw import gathering
 from smsgw.clock import Clock, Deadline, utc_now
 from smsgw.errors import DependencyUnavailable
+from smsgw.quota_batch import Checks, Part, merged, split, take_parts, together
 from smsgw.quota_calls import QUOTA_RETRIES, TRANSACTION_ITEMS, Calls, LeadRefused
 from smsgw.quota_windows import (
-    Check,
     Hold,
     Limits,
     Own,
@@ -83,7 +85,7 @@ class QuotaLedger:
         phones: Sequence[str],
         deadline: Deadline = _NO_DEADLINE,
         *,
-        checks: Callable[[str], tuple[Check, ...]] | None = None,
+        checks: Checks | None = None,
         scopes: Sequence[Scope] = (),
         lead: dict[str, Any] | None = None,
     ) -> Reservation:
@@ -91,28 +93,103 @@ class QuotaLedger:
         its `checks` pass, and from the shared scopes (the account's and the source IP's, and any
         `scopes` more: guard windows, a budget); the numbers that do not fit are denied. A `lead`
         action (an idempotency claim) is written in the same round, in the first numbers'
-        transaction: if it is refused (LeadRefused), nothing is held."""
-        calls = Calls(self, deadline)
+        transaction: if it is refused (LeadRefused), nothing is held. In a batch (smsgw.gathering),
+        the records' claimed reservations are taken together (smsgw.quota_batch)."""
+        part = Part(subject, tuple(phones), deadline, checks, tuple(scopes), lead)
+        member = gathering.current()
+        if member is not None and lead is not None:
+            reservation: Reservation = member.gather("quota.reserve", self.reserve_many, part)
+            return reservation
+        return self._reserve(part)
+
+    def reserve_many(self, parts: Sequence[Part]) -> list[Reservation | BaseException]:
+        """Each part's reservation, or the exception its own call would have raised; parts that fit
+        in one transaction are taken together."""
+        found: dict[int, Reservation | BaseException] = {}
+        for group in together(parts, self._actions):
+            if len(group) == 1:
+                try:
+                    found[group[0]] = self._reserve(parts[group[0]])
+                except Exception as exc:  # its own call would have raised it
+                    found[group[0]] = exc
+                continue
+            try:
+                found.update(zip(group, self._reserve_together([parts[i] for i in group]), strict=True))
+            except Exception as exc:
+                found.update(dict.fromkeys(group, exc))
+        return [found[i] for i in range(len(parts))]
+
+    def _actions(self, part: Part) -> int:
+        """The actions a part puts in a transaction: its lead, and per number its update and checks."""
+        limits = (self.limits.phone_per_minute, self.limits.phone_per_hour, self.limits.phone_per_day)
+        checks = len(part.checks(part.phones[0])) if part.checks and part.phones else 0
+        return int(part.lead is not None) + (int(any(limits)) + checks) * len(part.phones)
+
+    def _reserve(self, part: Part) -> Reservation:
+        calls = Calls(self, part.deadline)
         now = self.clock()
-        owns = {p: Own(p, phone_windows(self.limits, subject, p, now), checks(p) if checks else ()) for p in phones}
-        shared = [*shared_scopes(self.limits, subject, phones, now), *scopes]
-        counted = [owns[p] for p in phones if owns[p].counted]
+        owns = {own.phone: own for own in part.owns(lambda p: phone_windows(self.limits, part.subject, p, now))}
+        shared = [*shared_scopes(self.limits, part.subject, part.phones, now), *part.scopes]
+        counted = [owns[p] for p in part.phones if owns[p].counted]
         actions = 1 + max((len(o.checks) for o in counted), default=0)
-        first = (TRANSACTION_ITEMS - (lead is not None)) // actions  # the lead rides in the first
+        first = (TRANSACTION_ITEMS - (part.lead is not None)) // actions  # the lead rides in the first
         per_chunk = TRANSACTION_ITEMS // actions
         chunks = [counted[:first]] + [counted[i : i + per_chunk] for i in range(first, len(counted), per_chunk)]
         chunks = [chunk for chunk in chunks if chunk]
+        lead = part.lead
 
-        taken, shared_taken, errors = self._take_all(calls, chunks, shared, lead)
-        held = [(owns[p].windows, 1) for p, took in taken.items() if took.taken and owns[p].windows]
-        held += [([s.window], s.wanted) for s, took in shared_taken if took.taken]
+        def numbers() -> dict[str, Took]:
+            if chunks:
+                return calls.take_each(chunks[0], lead)
+            if lead is not None:
+                calls.lead_alone(lead)
+            return {}
+
+        taken, shared_taken, errors = self._take_all(calls, numbers, chunks[1:], shared)
+        return self._settle(calls, part.phones, owns, (taken, shared_taken, errors), now)
+
+    def _reserve_together(self, parts: Sequence[Part]) -> list[Reservation | BaseException]:
+        calls = Calls(self, min((part.deadline for part in parts), key=lambda d: d.at))
+        now = self.clock()
+        subject = parts[0].subject
+        owns_of = [part.owns(lambda p: phone_windows(self.limits, subject, p, now)) for part in parts]
+        owns = {own.phone: own for owns in owns_of for own in owns}
+        phones = [p for part in parts for p in part.phones]
+        shared = [*shared_scopes(self.limits, subject, phones, now), *merged(s for part in parts for s in part.scopes)]
+        refused: dict[int, dict[str, Any]] = {}
+
+        def numbers() -> dict[str, Took]:
+            counted = [[own for own in owns if own.counted] for owns in owns_of]
+            taken, left_out = take_parts(calls, counted, [part.lead for part in parts])
+            refused.update(left_out)
+            return taken
+
+        took = self._take_all(calls, numbers, [], shared)
+        going = [p for i, part in enumerate(parts) if i not in refused for p in part.phones]
+        reservation = self._settle(calls, going, owns, took, now)
+        return [
+            LeadRefused(refused[i]) if i in refused else split(reservation, part.phones) for i, part in enumerate(parts)
+        ]
+
+    def _settle(
+        self,
+        calls: Calls,
+        phones: Sequence[str],
+        owns: dict[str, Own],
+        took: tuple[dict[str, Took], list[tuple[Scope, Took]], list[BaseException]],
+        now: datetime,
+    ) -> Reservation:
+        """What the takes come to: the plan of which numbers go, with what the plan does not use given back."""
+        taken, shared_taken, errors = took
+        held = [(owns[p].windows, 1) for p, took_ in taken.items() if took_.taken and owns[p].windows]
+        held += [([s.window], s.wanted) for s, took_ in shared_taken if took_.taken]
         shares: list[Share] = []
         try:
             if errors:
                 raise errors[0]
-            for scope, took in shared_taken:
-                shares.append(calls.share(scope, took, now))
-                if not took.taken:
+            for scope, took_ in shared_taken:
+                shares.append(calls.share(scope, took_, now))
+                if not took_.taken:
                     held.append(([scope.window], shares[-1].units))
         except (DependencyUnavailable, LeadRefused):
             calls.abandon(held)  # a request that fails holds nothing
@@ -127,10 +204,15 @@ class QuotaLedger:
         return decided.reservation
 
     def _take_all(
-        self, calls: Calls, chunks: list[list[Own]], shared: list[Scope], lead: dict[str, Any] | None
+        self,
+        calls: Calls,
+        numbers: Callable[[], dict[str, Took]],
+        chunks: list[list[Own]],
+        shared: list[Scope],
     ) -> tuple[dict[str, Took], list[tuple[Scope, Took]], list[BaseException]]:
-        """Every take of a request at once: the numbers' chunks, the shared scopes one by one, and the
-        guard windows (one per number block: many) in transactions."""
+        """Every take of a request at once: `numbers` (the first numbers' chunk, with the lead) in
+        this thread, the other chunks beside it, the shared scopes one by one, and the guard windows
+        (one per number block: many) in transactions."""
         singles = [scope for scope in shared if not scope.window.cooldown]
         guards = [scope for scope in shared if scope.window.cooldown]
         scope_jobs = [self._pool.submit(calls.take_scopes, [scope]) for scope in singles]
@@ -139,14 +221,11 @@ class QuotaLedger:
             for i in range(0, len(guards), TRANSACTION_ITEMS)
         ]
         # The first chunk is taken in this thread, the others beside it: no hand-off for the usual send.
-        chunk_jobs = [self._pool.submit(calls.take_each, chunk) for chunk in chunks[1:]]
+        chunk_jobs = [self._pool.submit(calls.take_each, chunk) for chunk in chunks]
         taken: dict[str, Took] = {}
         errors: list[BaseException] = []
         try:
-            if chunks:
-                taken.update(calls.take_each(chunks[0], lead))
-            elif lead is not None:
-                calls.lead_alone(lead)
+            taken.update(numbers())
         except LeadRefused as refused:
             errors.append(refused)  # first: the reason told, whatever else failed
         except DependencyUnavailable as exc:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from smsgw import phones
+from smsgw import gathering, phones
 from smsgw.clock import Budget
 from smsgw.errors import GatewayError
 from smsgw.idempotency import Answer, Claim, IdempotencyInProgress, IdempotencyKeyReused, Prior, fingerprint
@@ -97,6 +97,21 @@ def report(delivery: Delivery, caller: Caller) -> None:
     accepted = {o.phone for o in delivery.result.outcomes if o.status is Status.ACCEPTED}
     if accepted:
         report_destinations([(phones.region_of(p), block_of(p)) for p in accepted], "accepted")
+
+
+def _write(work: Callable[..., None], *args: Any, **kwargs: Any) -> Future[None]:
+    """The record's write, made while the log line and metrics are: beside them; in a batch, in the
+    record's own thread, where it meets the other records' writes (smsgw.gathering)."""
+    if gathering.current() is None:
+        return _LOG_WRITER.submit(work, *args, **kwargs)
+    done: Future[None] = Future()
+    try:
+        work(*args, **kwargs)
+    except Exception as exc:  # told as the write's outcome, as from the writer thread
+        done.set_exception(exc)
+    else:
+        done.set_result(None)
+    return done
 
 
 def resend_if_nothing_sent(answer: SendResponse) -> list[str]:
@@ -217,7 +232,7 @@ class Sender:
         index = self._index(caller, fresh, request.callback_url)
         # The receipt index joins the record's transaction while it fits (100 items a transaction).
         inline = index if len(index) <= INLINE_INDEX_ITEMS else []
-        writing = _LOG_WRITER.submit(self.store.complete, claim, body, puts=[*puts, *inline])
+        writing = _write(self.store.complete, claim, body, puts=[*puts, *inline])
         follow = self._follow(caller, fresh, request.callback_url, [] if inline else index)
         report(delivery, caller)
         self._followed(follow)
