@@ -7,10 +7,14 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from smsgw.observability import logger, report_guard
-from smsgw.quota_calls import TRANSACTION_ATTEMPTS, Calls
-from smsgw.quota_windows import Own, Scope, Share, Took
+from smsgw.quota_calls import TRANSACTION_ATTEMPTS, TTL_GRACE_SECONDS, Calls
+from smsgw.quota_windows import Own, Scope, Share, Took, Window, period_bounds
+
+MAX_COOLDOWN_WINDOWS = 48
+"""The most windows one cool-down is written on (two days of hours)."""
 
 
 def take_scopes(calls: Calls, scopes: Sequence[Scope]) -> list[tuple[Scope, Took]]:
@@ -54,24 +58,43 @@ def share(calls: Calls, scope: Scope, took: Took, now: datetime) -> Share:
 
 
 def _close(calls: Calls, scope: Scope, units: int, now: datetime) -> datetime | None:
-    """A guard window that could not take all it wanted closes for its cool-down: until when."""
+    """A guard window that could not take all it wanted closes for its cool-down: until when. The
+    cool-down is written on this window's item and on those of the windows it reaches into, so
+    that a new hour does not open a block closed a minute before it."""
     window = scope.window
     if not window.cooldown or units >= scope.wanted:
         return None
     until = int(time.time()) + window.cooldown
-    update = {
-        "TableName": calls.table_name,
-        "Key": {"pk": {"S": window.key}},
-        "UpdateExpression": "SET closed_until = :until",
-        "ExpressionAttributeValues": {":until": {"N": str(until)}},
-    }
     try:
-        calls.call("update_item", update, repeatable=True)
+        for key, ends_at in covered(window, now, until, calls.ledger.limits.timezone):
+            expires = int(ends_at.timestamp()) + TTL_GRACE_SECONDS
+            update = {
+                "TableName": calls.table_name,
+                "Key": {"pk": {"S": key}},
+                "UpdateExpression": "SET closed_until = :until, expires_at = if_not_exists(expires_at, :exp)",
+                "ExpressionAttributeValues": {":until": {"N": str(until)}, ":exp": {"N": str(expires)}},
+            }
+            calls.call("update_item", update, repeatable=True)
     except Exception as exc:  # the window stays full for the hour: the guard holds without it
         logger.warning("guard cool-down not written", extra={"error": type(exc).__name__})
         return None
     report_guard(window)
     return datetime.fromtimestamp(until, now.tzinfo)
+
+
+def covered(window: Window, now: datetime, until: int, zone: str) -> list[tuple[str, datetime]]:
+    """The items (keys, and when their windows end) of `window` and of the windows after it of the
+    same counter, up to the one `until` (epoch seconds) falls in."""
+    prefix, period, _ = window.key.rsplit("#", 2)
+    found: list[tuple[str, datetime]] = []
+    at = now.astimezone(ZoneInfo(zone))
+    while len(found) < MAX_COOLDOWN_WINDOWS:
+        window_id, ends_at = period_bounds(at, period)
+        found.append((f"{prefix}#{period}#{window_id}", ends_at))
+        if ends_at.timestamp() > until:
+            break
+        at = ends_at
+    return found
 
 
 def _fitting(scope: Scope, room: int) -> int:
