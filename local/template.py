@@ -424,7 +424,8 @@ class Resolver:
 
 
 def references(value: Any) -> set[str]:
-    """The logical ids and parameters an expression refers to (to order creation)."""
+    """The logical ids and parameters an expression refers to (to order creation). SAM's `!Ref
+    Function.Alias` (the alias AutoPublishAlias publishes) refers to the function."""
     found: set[str] = set()
     if isinstance(value, list):
         for item in value:
@@ -432,7 +433,7 @@ def references(value: Any) -> set[str]:
     elif isinstance(value, dict):
         for key, argument in value.items():
             if key == "Ref" and isinstance(argument, str):
-                found.add(argument)
+                found.add(argument.removesuffix(".Alias"))
             elif key == "Fn::GetAtt":
                 parts = argument.split(".", 1) if isinstance(argument, str) else argument
                 if isinstance(parts[0], str):

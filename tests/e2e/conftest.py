@@ -3,6 +3,7 @@ pool of workers per function and the API Gateway emulator, on free ports, once p
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Generator, Iterator
@@ -14,7 +15,8 @@ import pytest
 
 from local.stack import LocalStack
 
-QUOTAS_OFF = "phone_per_minute=0,phone_per_hour=0,phone_per_day=0,account_per_day=0,ip_per_day=0"
+# The quotas and the pumping guard off: tests send to the same numbers, and to many of one number block.
+QUOTAS_OFF = "phone_per_minute=0,phone_per_hour=0,phone_per_day=0,account_per_day=0,ip_per_day=0,block_per_hour=0"
 TENANT_KEYS = {"tenant-a": "key-of-tenant-a", "tenant-b": "key-of-tenant-b"}
 REPOSITORY = Path(__file__).resolve().parents[2]
 
@@ -36,6 +38,48 @@ def running(state_dir: Path, **options: object) -> Iterator[LocalStack]:
             yield stack
         finally:
             stack.stop()
+
+
+class FunctionLog:
+    """What the stack's functions print from here on, as CloudWatch Logs would receive it: their
+    log lines and the EMF documents of their metrics (`running` sends it all to functions.log)."""
+
+    def __init__(self, stack: LocalStack) -> None:
+        assert stack.state_dir is not None
+        self.log = Path(stack.state_dir) / "functions.log"
+        self.start = self.log.stat().st_size
+
+    def documents(self) -> list[dict[str, Any]]:
+        """Every JSON object printed. The workers share the file, and `print` writes a document and
+        its newline apart: another worker's document may stand between them, on the same line."""
+        decoder = json.JSONDecoder()
+        found = []
+        for line in self.log.read_bytes()[self.start :].decode(errors="replace").splitlines():
+            at = 0
+            while line.startswith("{", at):
+                try:
+                    document, at = decoder.raw_decode(line, at)
+                except ValueError:
+                    break
+                if isinstance(document, dict):
+                    found.append(document)
+        return found
+
+    def logged(self, message: str) -> list[dict[str, Any]]:
+        """The log lines with this message."""
+        return [d for d in self.documents() if d.get("message") == message]
+
+    def total(self, metric: str, by: str) -> dict[str, float]:
+        """A metric's values summed per value of one of its dimensions."""
+        found: dict[str, float] = {}
+        for document in self.documents():
+            for directive in document.get("_aws", {}).get("CloudWatchMetrics", []):
+                dimensions = {name for names in directive["Dimensions"] for name in names}
+                if by in dimensions and metric in {m["Name"] for m in directive["Metrics"]}:
+                    value = document[metric]
+                    key = document[by]
+                    found[key] = found.get(key, 0) + sum(value if isinstance(value, list) else [value])
+        return found
 
 
 @pytest.fixture(scope="session")
@@ -117,7 +161,7 @@ def router_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStac
     late shows within seconds, and a short visibility timeout, so that a queued message held by
     another delivery comes back soon."""
     # The pumping guard off too: a thousand numbers share ten number blocks.
-    quotas = f"{QUOTAS_OFF},block_per_hour=0"
+    quotas = QUOTAS_OFF
     overrides = {"RouterQuotaLimits": quotas, "ProviderReadTimeout": "2", "QueueVisibilityTimeoutSeconds": "3"}
     with running(
         tmp_path_factory.mktemp("router-stack"),
@@ -137,7 +181,7 @@ def delivery_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSt
     numbers of one block), a receipt that comes before its send is recorded seen again within
     seconds, as often as it takes (a batch takes less than the visibility timeout: one that took
     longer would be delivered again), and three workers per function. Its own module's only."""
-    quotas = f"{QUOTAS_OFF},block_per_hour=0"
+    quotas = QUOTAS_OFF
     overrides = {
         "AliyunQuotaLimits": quotas,
         "RonglianQuotaLimits": quotas,
@@ -159,9 +203,15 @@ ABUSE_ADMIN_KEY = "admin-key-of-shop-1"
 
 @pytest.fixture(scope="module")
 def abuse_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    """The gateway with its default quotas and pumping guard, and an admin API key for its tenant's
-    rules and opt-outs. Its own module's only."""
-    with running(tmp_path_factory.mktemp("abuse-stack"), api_keys=ABUSE_KEYS, admin_api_key=ABUSE_ADMIN_KEY) as stack:
+    """The gateway with its default quotas and pumping guard, an admin API key for its tenant's
+    rules and opt-outs, and four workers per function so that concurrent requests race in DynamoDB
+    Local, as on Lambda. Its own module's only."""
+    with running(
+        tmp_path_factory.mktemp("abuse-stack"),
+        api_keys=ABUSE_KEYS,
+        admin_api_key=ABUSE_ADMIN_KEY,
+        function_concurrency=4,
+    ) as stack:
         yield stack
 
 

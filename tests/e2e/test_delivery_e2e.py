@@ -7,7 +7,6 @@ route itself: how fast it answers Aliyun, and what it refuses."""
 from __future__ import annotations
 
 import json
-import statistics
 import subprocess
 import sys
 import threading
@@ -230,7 +229,7 @@ def receipts_queue_records(stack: LocalStack) -> tuple[int, int]:
     return stack.poller_stats()["ReceiptsQueue"].records, waiting
 
 
-def test_the_aliyun_receipt_route_answers_fast_and_refuses_a_wrong_token_or_body(
+def test_the_aliyun_receipt_route_answers_every_push_and_refuses_a_wrong_token_or_body(
     delivery_stack: LocalStack, sandbox: ProviderSandbox
 ) -> None:
     stack = delivery_stack
@@ -252,22 +251,12 @@ def test_the_aliyun_receipt_route_answers_fast_and_refuses_a_wrong_token_or_body
     assert len(reports) == 10
     url = stack.receipt_urls()["aliyun"]
 
-    # What Aliyun waits for (it gives up after 700 ms): the round trip of a push through the local
-    # API Gateway emulator to the receipts function, which checks the token, reads the body and
-    # queues it. A p99 over 200 pushes, the median of three rounds: one busy moment of a shared
-    # machine does not decide it.
-    p99s = []
+    # Every push again answered as Aliyun wants it (how fast: `make bench`, the receipt route's p99)
     with requests.Session() as session:
-        for _ in range(3):
-            took = []
-            for number in range(200):
-                body = json.dumps([reports[number % len(reports)]])
-                started = time.perf_counter()
-                pushed = session.post(url, data=body, headers={"content-type": "application/json"}, timeout=10)
-                took.append(time.perf_counter() - started)
-                assert (pushed.status_code, pushed.json()) == (200, {"code": 0, "msg": "接收成功"})
-            p99s.append(statistics.quantiles(took, n=100)[98])
-    assert statistics.median(p99s) < 0.100, [f"{p * 1000:.0f} ms" for p in p99s]
+        for number in range(50):
+            body = json.dumps([reports[number % len(reports)]])
+            pushed = session.post(url, data=body, headers={"content-type": "application/json"}, timeout=10)
+            assert (pushed.status_code, pushed.json()) == (200, {"code": 0, "msg": "接收成功"})
     stack.drain(timeout=240)
     assert {d["status"] for d in deliveries(stack, answer["request_id"]).values()} == {"delivered"}
 

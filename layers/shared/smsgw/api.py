@@ -18,7 +18,7 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from smsgw import bodies
+from smsgw import bodies, snapshot
 from smsgw.errors import GatewayError, InvalidRequest
 from smsgw.models import SendRequest
 from smsgw.observability import logger, metrics, traced
@@ -205,6 +205,30 @@ def _resolver(routers: Sequence[Router]) -> APIGatewayRestResolver:
     return app
 
 
+def refused_event(request: str) -> dict[str, Any]:
+    """`METHOD /path` as API Gateway would hand it over, with the body `{}`."""
+    method, _, path = request.partition(" ")
+    return {
+        "httpMethod": method,
+        "path": path,
+        "resource": path,
+        "headers": {"content-type": "application/json"},
+        "multiValueHeaders": {"content-type": ["application/json"]},
+        "requestContext": {"requestId": "snapshot", "identity": {}},
+        "body": "{}",
+        "isBase64Encoded": False,
+    }
+
+
+def warm(app: APIGatewayRestResolver, requests: Sequence[str]) -> None:
+    """Each request through the resolver, refused by validation before its route runs: the first
+    real request finds route matching, validation and the error answer built (smsgw.snapshot)."""
+    for request in requests:
+        answer = app.resolve(refused_event(request), LambdaContext())
+        if answer["statusCode"] != HTTPStatus.BAD_REQUEST:
+            raise RuntimeError(f"{request} was not refused ({answer['statusCode']}): it must not reach its route")
+
+
 def build_handler(
     name: str,
     routers: Router | Sequence[Router],
@@ -214,10 +238,14 @@ def build_handler(
     runtime: RuntimeOf = runtime,
     accepts: frozenset[str] = JSON_TYPES,
     consume: Callable[[dict[str, Any], LambdaContext], Mapping[str, Any]] | None = None,
+    refused: Sequence[str] = (),
 ) -> Handler:
     """A function's handler: API Gateway events go to its routers, SQS batches (if `queue`
-    says how to read their messages) to the queue consumer."""
+    says how to read their messages) to the queue consumer. `refused` are requests (`POST /path`,
+    with the body `{}`) its validation refuses, resolved once before a SnapStart snapshot."""
     app = _resolver([routers] if isinstance(routers, Router) else routers)
+    if refused:
+        snapshot.on_snapshot(lambda: warm(app, refused))
     docs_path = f"/v1/{name}/docs" if docs else None
     docs_enabled = threading.Event()
     docs_lock = threading.Lock()

@@ -17,6 +17,7 @@ from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterEr
 from botocore.config import Config
 from pydantic import BaseModel, ValidationError
 
+from smsgw.connections import held
 from smsgw.errors import CredentialsInvalid, DependencyUnavailable
 
 _MISSING_CODES = frozenset({"ResourceNotFoundException", "AccessDeniedException", "InvalidRequestException"})
@@ -41,7 +42,7 @@ class CredentialStore[CredentialsT: BaseModel]:
             if self._provider is None:
                 # From boto3's default session, which the DynamoDB client shares: one loader reads
                 # the SDK's endpoint and retry data once per instance, not once per client.
-                client = boto3.client("secretsmanager", config=_BOTO_CONFIG)
+                client = held(boto3.client("secretsmanager", config=_BOTO_CONFIG))
                 self._provider = parameters.SecretsProvider(boto3_client=client)
             return self._provider
 

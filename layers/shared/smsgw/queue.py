@@ -35,11 +35,13 @@ from pydantic import ValidationError
 
 from smsgw import bodies
 from smsgw.clock import Budget
+from smsgw.connections import held
 from smsgw.errors import GatewayError, InvalidRequest
 from smsgw.gathering import Batch
 from smsgw.idempotency import IdempotencyInProgress, IdempotencyKeyReused
 from smsgw.models import SendRequest
 from smsgw.observability import logger, mask_phone
+from smsgw.runtime import on_reset
 from smsgw.sender import Key, Log, Sender, resend_retryable
 from smsgw.service import Caller, Operation
 
@@ -203,7 +205,10 @@ class QueueConsumer:
 
 @lru_cache(maxsize=1)
 def sqs_client() -> Any:
-    return boto3.client("sqs")
+    return held(boto3.client("sqs"))
+
+
+on_reset(sqs_client.cache_clear)
 
 
 def send_to_dead_letter_queue(queue_url: str) -> DeadLetter:

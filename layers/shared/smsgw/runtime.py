@@ -22,6 +22,7 @@ from smsgw.config import (
     get_router_settings,
     get_settings,
 )
+from smsgw.connections import held
 from smsgw.credentials import CredentialStore
 from smsgw.deliveries import DeliveryStore
 from smsgw.errors import ConfigurationError
@@ -55,13 +56,13 @@ DYNAMODB_CONFIG = Config(
 @lru_cache(maxsize=1)
 def dynamodb_client() -> Any:
     """One client (and connection pool) for idempotency records and the message log."""
-    return boto3.client("dynamodb", config=DYNAMODB_CONFIG)
+    return held(boto3.client("dynamodb", config=DYNAMODB_CONFIG))
 
 
 @lru_cache(maxsize=1)
 def quota_client() -> Any:
     """The quota ledger's own client: one that never retries by itself (see `smsgw.quotas`)."""
-    return boto3.client("dynamodb", config=DYNAMODB_CONFIG.merge(QUOTA_RETRIES))
+    return held(boto3.client("dynamodb", config=DYNAMODB_CONFIG.merge(QUOTA_RETRIES)))
 
 
 @lru_cache(maxsize=1)
@@ -76,7 +77,9 @@ def message_log() -> MessageLog:
 
 @lru_cache(maxsize=1)
 def sqs_client() -> Any:
-    return boto3.client("sqs", config=Config(connect_timeout=1, read_timeout=3, retries={"total_max_attempts": 2}))
+    return held(
+        boto3.client("sqs", config=Config(connect_timeout=1, read_timeout=3, retries={"total_max_attempts": 2}))
+    )
 
 
 def tracking(settings: SendSettings) -> Tracking:

@@ -23,6 +23,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 from urllib3.util.retry import Retry
 
+from smsgw.connections import held
 from smsgw.models import SendRequest
 from smsgw.outcomes import NumberOutcome, SendResult, Status
 
@@ -144,7 +145,7 @@ def no_retry_session(pool_size: int) -> requests.Session:
     adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=retry)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
-    return session
+    return held(session)
 
 
 class ProviderClient[RequestT: SendRequest](ABC):
