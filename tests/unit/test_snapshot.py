@@ -117,8 +117,8 @@ def test_before_the_snapshot_a_function_loads_its_first_requests_needs_and_conne
     assert (found["held"], found["composed"]) == (0, 0)
     assert len(found["shown"]) == FUNCTIONS[function]
     assert found["loaded"] == list(snapshot.DEFERRED)
-    # random's own generator and the X-Ray SDK's samplers', at least
-    assert found["generators"] >= 2
+    # random's own generator, at least (the X-Ray SDK's samplers' too where tracing is on: off, it is not loaded)
+    assert found["generators"] >= 1
 
 
 @pytest.fixture

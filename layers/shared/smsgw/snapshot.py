@@ -37,13 +37,14 @@ from smsgw import connections, runtime
 from smsgw.observability import logger
 
 # What a function would import on its first request of each kind (tests/unit/test_lazy_imports.py):
-# a queued batch, the docs page, a number outside mainland China.
+# a queued batch, the docs page, a number outside mainland China, a request with a callback_url.
 DEFERRED = (
     "smsgw.queue",
     "aws_lambda_powertools.utilities.batch",
     "aws_lambda_powertools.event_handler.openapi.models",
     "aws_lambda_powertools.event_handler.openapi.swagger_ui",
     "phonenumbers",
+    "smsgw.webhooks",
 )
 # The AWS services the functions call: their models, endpoint rules and retry settings.
 SERVICES = ("dynamodb", "sqs", "secretsmanager")
