@@ -103,3 +103,19 @@ print(json.dumps(_loader._plugins is None))
 
 def test_a_cold_start_never_looks_for_pydantic_plugins() -> None:
     assert cold_start("polyv", PLUGINS) is True
+
+
+PHONES = """
+import json, sys
+from smsgw import phones
+e164 = phones.international("+85291234567")
+print(json.dumps([e164, sorted(m for m in sys.modules if m.startswith("phonenumbers."))]))
+"""
+
+
+def test_a_number_outside_mainland_china_loads_what_libphonenumber_reads_it_with_alone() -> None:
+    e164, loaded = cold_start("aliyun", PHONES)
+
+    assert e164 == "+85291234567"
+    assert "phonenumbers.phonenumberutil" in loaded
+    assert not {"phonenumbers.asyoutypeformatter", "phonenumbers.phonenumbermatcher"} & set(loaded)

@@ -18,6 +18,8 @@ import re
 from functools import cache
 from types import ModuleType
 
+from smsgw.lazy_packages import lazy_package
+
 MAINLAND_CALLING_CODE = "86"
 # The mainland mobile shape: 11 digits, 1 then 3-9 (the providers' own check).
 _MAINLAND_NATIONAL = re.compile(r"1[3-9][0-9]{9}")
@@ -35,6 +37,9 @@ class PhoneError(ValueError):
 
 @cache
 def _library() -> ModuleType:
+    # Its package's __init__ imports the as-you-type formatter, the text matcher and the short-number
+    # rules too; the gateway parses, validates and formats (smsgw.lazy_packages).
+    lazy_package("phonenumbers")
     import phonenumbers
 
     return phonenumbers
