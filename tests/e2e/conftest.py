@@ -3,6 +3,7 @@ pool of workers per function and the API Gateway emulator, on free ports, once p
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Generator, Iterator
@@ -23,6 +24,48 @@ def make_run_api_key() -> str:
     found = re.search(r"^API_KEY \?= (\S+)$", (REPOSITORY / "Makefile").read_text(), re.MULTILINE)
     assert found is not None, "the Makefile gives API_KEY no default"
     return found[1]
+
+
+class FunctionLog:
+    """What the stack's functions print from here on, as CloudWatch Logs would receive it: their
+    log lines and the EMF documents of their metrics (`local.running.running` sends it all to functions.log)."""
+
+    def __init__(self, stack: LocalStack) -> None:
+        assert stack.state_dir is not None
+        self.log = Path(stack.state_dir) / "functions.log"
+        self.start = self.log.stat().st_size
+
+    def documents(self) -> list[dict[str, Any]]:
+        """Every JSON object printed. The workers share the file, and `print` writes a document and
+        its newline apart: another worker's document may stand between them, on the same line."""
+        decoder = json.JSONDecoder()
+        found = []
+        for line in self.log.read_bytes()[self.start :].decode(errors="replace").splitlines():
+            at = 0
+            while line.startswith("{", at):
+                try:
+                    document, at = decoder.raw_decode(line, at)
+                except ValueError:
+                    break
+                if isinstance(document, dict):
+                    found.append(document)
+        return found
+
+    def logged(self, message: str) -> list[dict[str, Any]]:
+        """The log lines with this message."""
+        return [d for d in self.documents() if d.get("message") == message]
+
+    def total(self, metric: str, by: str) -> dict[str, float]:
+        """A metric's values summed per value of one of its dimensions."""
+        found: dict[str, float] = {}
+        for document in self.documents():
+            for directive in document.get("_aws", {}).get("CloudWatchMetrics", []):
+                dimensions = {name for names in directive["Dimensions"] for name in names}
+                if by in dimensions and metric in {m["Name"] for m in directive["Metrics"]}:
+                    value = document[metric]
+                    key = document[by]
+                    found[key] = found.get(key, 0) + sum(value if isinstance(value, list) else [value])
+        return found
 
 
 @pytest.fixture(scope="session")
@@ -130,9 +173,15 @@ ABUSE_ADMIN_KEY = "admin-key-of-shop-1"
 
 @pytest.fixture(scope="module")
 def abuse_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    """The gateway with its default quotas and pumping guard, and an admin API key for its tenant's
-    rules and opt-outs. Its own module's only."""
-    with running(tmp_path_factory.mktemp("abuse-stack"), api_keys=ABUSE_KEYS, admin_api_key=ABUSE_ADMIN_KEY) as stack:
+    """The gateway with its default quotas and pumping guard, an admin API key for its tenant's
+    rules and opt-outs, and four workers per function so that concurrent requests race in DynamoDB
+    Local, as on Lambda. Its own module's only."""
+    with running(
+        tmp_path_factory.mktemp("abuse-stack"),
+        api_keys=ABUSE_KEYS,
+        admin_api_key=ABUSE_ADMIN_KEY,
+        function_concurrency=4,
+    ) as stack:
         yield stack
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -16,7 +15,7 @@ import requests
 
 from local.sandbox import Fault, ProviderSandbox
 from local.stack import LocalStack
-from tests.e2e.conftest import ROUTER_ADMIN_KEY, ROUTER_KEYS
+from tests.e2e.conftest import ROUTER_ADMIN_KEY, ROUTER_KEYS, FunctionLog
 
 pytestmark = pytest.mark.e2e
 
@@ -78,28 +77,6 @@ def stored(stack: LocalStack, name: str) -> dict[str, Any] | None:
         Limit=1,
     )["Items"]
     return None if not newest or newest[0].get("deleted", {}).get("BOOL") else dict(newest[0])
-
-
-class Metrics:
-    """The EMF documents the functions print from here on (their output goes to functions.log)."""
-
-    def __init__(self, stack: LocalStack) -> None:
-        assert stack.state_dir is not None
-        self.log = Path(stack.state_dir) / "functions.log"
-        self.start = self.log.stat().st_size
-
-    def total(self, name: str) -> dict[str, float]:
-        """A metric's values summed per provider."""
-        found: dict[str, float] = {}
-        for line in self.log.read_bytes()[self.start :].decode().splitlines():
-            document = json.loads(line) if line.startswith("{") and '"_aws"' in line else {}
-            for directive in document.get("_aws", {}).get("CloudWatchMetrics", []):
-                if name in {m["Name"] for m in directive["Metrics"]}:
-                    value = document[name]
-                    found[document["provider"]] = found.get(document["provider"], 0) + sum(
-                        value if isinstance(value, list) else [value]
-                    )
-        return found
 
 
 class TestTemplates:
@@ -166,7 +143,7 @@ def test_1000_numbers_aliyun_refuses_are_sent_once_each_by_ronglian(
     router_stack: LocalStack, sandbox: ProviderSandbox, how: str, first: str
 ) -> None:
     refuse(router_stack, sandbox, how)
-    metrics = Metrics(router_stack)
+    metrics = FunctionLog(router_stack)
 
     sent = send(router_stack, THOUSAND)
 
@@ -180,13 +157,13 @@ def test_1000_numbers_aliyun_refuses_are_sent_once_each_by_ronglian(
     assert set(accepted) == set(THOUSAND)
     assert set(accepted.values()) == {1}, "each number exactly once"
     assert [c for c in sandbox.calls if c.operation.startswith("aliyun") and c.accepted_phones] == []
-    assert metrics.total("failovers") == {"aliyun": 1000}
+    assert metrics.total("failovers", by="provider") == {"aliyun": 1000}
 
 
 def test_a_timeout_after_aliyun_accepted_never_fails_over(router_stack: LocalStack, sandbox: ProviderSandbox) -> None:
     # Longer than the stack's ProviderReadTimeout (2 s): the numbers are out, the answer is not
     sandbox.add_fault(Fault(kind="slow", operation="aliyun.SendBatchSms", delay=3))
-    metrics = Metrics(router_stack)
+    metrics = FunctionLog(router_stack)
     phones = THOUSAND[:200]
 
     sent = send(router_stack, phones)
@@ -197,7 +174,7 @@ def test_a_timeout_after_aliyun_accepted_never_fails_over(router_stack: LocalSta
     assert sandbox.calls_for("ronglian.TemplateSMS") == []
     assert sandbox.calls_for("polyv.send") == []
     assert Counter(sandbox.accepted_phones()) == Counter(phones), "sent once, by Aliyun"
-    assert metrics.total("failovers") == {}
+    assert metrics.total("failovers", by="provider") == {}
 
 
 def test_a_queued_message_fails_over_the_same_way_and_is_sent_once(

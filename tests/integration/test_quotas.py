@@ -527,3 +527,23 @@ def test_throttled_calls_are_made_again(ledger: Ledger, dynamodb_url: str, table
 def test_the_ledgers_client_does_not_retry_by_itself() -> None:
     # Any retry of botocore's own would send an ADD again after a lost answer
     assert QUOTA_RETRIES.retries == {"total_max_attempts": 1, "mode": "standard"}
+
+
+def test_a_block_closed_in_the_last_minute_of_an_hour_stays_closed_in_the_next(ledger: Ledger) -> None:
+    from smsgw.quota_windows import Scope, window_of
+
+    clock = [datetime(2026, 12, 1, 10, 59, 30, tzinfo=UTC)]
+    quotas = ledger(Limits(0, 0, 0, 0, 0, timezone="UTC"), clock=lambda: clock[0])
+    subject = Subject(tenant="t", provider="polyv", source_ip=None)
+
+    def guard(numbers: list[str]) -> list[Any]:
+        window = window_of("guard", "hour", "t#block#86-1380013", 2, clock[0], zone="UTC", cooldown=600)
+        return [Scope(window, dict.fromkeys(numbers, 1))]
+
+    walk = [f"+861380013000{i}" for i in range(3)]
+    first = quotas.reserve(subject, walk, scopes=guard(walk))
+    assert (sorted(first.granted), sorted(first.denied)) == (walk[:2], walk[2:])
+    clock[0] = datetime(2026, 12, 1, 11, 0, 5, tzinfo=UTC)  # a new hour, a fresh counter: still closed
+    later = quotas.reserve(subject, ["+8613800130009"], scopes=guard(["+8613800130009"]))
+    assert later.granted == {}
+    assert later.denied["+8613800130009"].scope == "guard"

@@ -7,7 +7,6 @@ import random
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from botocore.config import Config
@@ -15,12 +14,9 @@ from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnec
 
 from smsgw.clock import Deadline
 from smsgw.errors import DependencyUnavailable
-from smsgw.observability import logger, report_guard
 from smsgw.quota_windows import (
     Counts,
     Own,
-    Scope,
-    Share,
     Took,
     Window,
     counts_of,
@@ -101,24 +97,6 @@ class Calls:
             raise unavailable(exc) from exc
         return Took(True, counts_of(answer["Attributes"], windows))
 
-    def take_scopes(self, scopes: Sequence[Scope]) -> list[tuple[Scope, Took]]:
-        """What each shared scope can take of what it wants: alone, an update; several (guard windows),
-        one transaction, whose refusals name their windows and whose other scopes are taken again."""
-        if len(scopes) == 1:
-            return [(scopes[0], self.take([scopes[0].window], scopes[0].wanted))]
-        owns = [Own(scope.window.key, [scope.window]) for scope in scopes]
-        units = {scope.window.key: scope.wanted for scope in scopes}
-        results: dict[int, Took] = {}
-        pending = list(range(len(owns)))
-        for attempt in range(TRANSACTION_ATTEMPTS):
-            if len(pending) <= 1:
-                break
-            refused, pending, _ = self._transact(owns, pending, attempt, units)
-            results.update(refused)
-        for index in pending:
-            results[index] = self.take([scopes[index].window], scopes[index].wanted)
-        return [(scope, results[i]) for i, scope in enumerate(scopes)]
-
     def take_each(self, owns: Sequence[Own], lead: dict[str, Any] | None = None) -> dict[str, Took]:
         """One unit from each number's item, and its checks, in one transaction: a transaction does
         not tell the counts it left (None); a refusal tells the counts, or the check, that refused.
@@ -130,7 +108,7 @@ class Calls:
         for attempt in range(TRANSACTION_ATTEMPTS):
             if not pending or (lead is None and len(pending) == 1 and not owns[pending[0]].checks):
                 break
-            refused, pending, lead = self._transact(owns, pending, attempt, lead=lead)
+            refused, pending, lead = self.transact(owns, pending, attempt, lead=lead)
             results.update(refused)
         if lead is not None:  # every number refused, or the transactions kept conflicting
             self.lead_alone(lead)
@@ -177,7 +155,7 @@ class Calls:
         except Exception as exc:
             raise unavailable(exc) from exc
 
-    def _transact(
+    def transact(
         self,
         owns: Sequence[Own],
         pending: list[int],
@@ -235,46 +213,6 @@ class Calls:
         if all(code in RETRYABLE_CANCELLATIONS for code in codes):
             return None
         raise unavailable(exc)
-
-    def share(self, scope: Scope, took: Took, now: datetime) -> Share:
-        """What a shared scope holds for a request: all it wanted, or the cost of as many of its first
-        numbers as is left; a guard window that goes over closes for its cool-down."""
-        window = scope.window
-        counts = took.counts or {window.attribute: 0}
-        used = counts[window.attribute]
-        if took.taken:
-            return Share(scope, scope.wanted, used)
-        if took.closed_until is not None:  # a guard window in its cool-down
-            return Share(scope, 0, used, datetime.fromtimestamp(took.closed_until, now.tzinfo))
-        for _ in range(10):  # racing other requests for what is left
-            units = _fitting(scope, window.limit - used)
-            if units <= 0:
-                break
-            again = self.take([window], units)
-            used = (again.counts or counts)[window.attribute]
-            if again.taken:
-                return Share(scope, units, used, self._close(scope, units, now))
-        return Share(scope, 0, used, self._close(scope, 0, now))
-
-    def _close(self, scope: Scope, units: int, now: datetime) -> datetime | None:
-        """A guard window that could not take all it wanted closes for its cool-down: until when."""
-        window = scope.window
-        if not window.cooldown or units >= scope.wanted:
-            return None
-        until = int(time.time()) + window.cooldown
-        update = {
-            "TableName": self.table_name,
-            "Key": {"pk": {"S": window.key}},
-            "UpdateExpression": "SET closed_until = :until",
-            "ExpressionAttributeValues": {":until": {"N": str(until)}},
-        }
-        try:
-            self.call("update_item", update, repeatable=True)
-        except Exception as exc:  # the window stays full for the hour: the guard holds without it
-            logger.warning("guard cool-down not written", extra={"error": type(exc).__name__})
-            return None
-        report_guard(window)
-        return datetime.fromtimestamp(until, now.tzinfo)
 
     def read(self, windows: Sequence[Window]) -> Counts:
         read = {"TableName": self.table_name, "Key": {"pk": {"S": windows[0].key}}, "ConsistentRead": True}
@@ -379,16 +317,6 @@ class LeadRefused(Exception):
     def __init__(self, item: dict[str, Any]) -> None:
         super().__init__("the lead action was refused")
         self.item = item
-
-
-def _fitting(scope: Scope, room: int) -> int:
-    """The cost of the scope's first numbers that fit in `room`."""
-    units = 0
-    for cost in scope.costs.values():
-        if units + cost > room:
-            break
-        units += cost
-    return units
 
 
 def closed_until(item: dict[str, Any]) -> int | None:

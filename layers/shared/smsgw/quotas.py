@@ -27,6 +27,7 @@ from smsgw.clock import Clock, Deadline, utc_now
 from smsgw.errors import DependencyUnavailable
 from smsgw.quota_batch import Checks, Part, merged, split, take_parts, together
 from smsgw.quota_calls import QUOTA_RETRIES, TRANSACTION_ITEMS, Calls, LeadRefused
+from smsgw.quota_scopes import share, take_scopes
 from smsgw.quota_windows import (
     Hold,
     Limits,
@@ -188,7 +189,7 @@ class QuotaLedger:
             if errors:
                 raise errors[0]
             for scope, took_ in shared_taken:
-                shares.append(calls.share(scope, took_, now))
+                shares.append(share(calls, scope, took_, now))
                 if not took_.taken:
                     held.append(([scope.window], shares[-1].units))
         except (DependencyUnavailable, LeadRefused):
@@ -215,9 +216,9 @@ class QuotaLedger:
         (one per number block: many) in transactions."""
         singles = [scope for scope in shared if not scope.window.cooldown]
         guards = [scope for scope in shared if scope.window.cooldown]
-        scope_jobs = [self._pool.submit(calls.take_scopes, [scope]) for scope in singles]
+        scope_jobs = [self._pool.submit(take_scopes, calls, [scope]) for scope in singles]
         scope_jobs += [
-            self._pool.submit(calls.take_scopes, guards[i : i + TRANSACTION_ITEMS])
+            self._pool.submit(take_scopes, calls, guards[i : i + TRANSACTION_ITEMS])
             for i in range(0, len(guards), TRANSACTION_ITEMS)
         ]
         # The first chunk is taken in this thread, the others beside it: no hand-off for the usual send.

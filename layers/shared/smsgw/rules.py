@@ -37,7 +37,9 @@ class Guard(BaseModel):
     country_per_hour: int | None = Field(
         default=None, ge=0, description="Sends per hour to one country; 0: off; none: the deployment's."
     )
-    cooldown_seconds: int = Field(default=3600, ge=60, description="How long a block that went over stays blocked.")
+    cooldown_seconds: int = Field(
+        default=3600, ge=60, le=86400, description="How long a block that went over stays blocked (at most a day)."
+    )
 
 
 class Budget(BaseModel):
