@@ -200,5 +200,5 @@ $(BENCH_STAMP): requirements-bench.txt requirements-dev.txt requirements-run.txt
 	touch $@
 
 .PHONY: bench
-bench: $(BENCH_STAMP) $(TOOLS_STAMP) $(NODE_STAMP) ## Benchmarks on the local stack (4-6 min): writes BENCHMARKS.md and bench/latency.png
+bench: $(BENCH_STAMP) $(TOOLS_STAMP) $(NODE_STAMP) ## Benchmarks on the local stack (about 7 min): writes BENCHMARKS.md and bench/latency.png
 	PYTHONPATH=layers/shared:functions:. $(BENCH_VENV)/bin/python -m bench

@@ -10,12 +10,13 @@ import argparse
 import logging
 import os
 import pickle
+import shutil
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import coldstart, inprocess, report, routes, sizes
+from bench import coldstart, inprocess, receipt_route, report, routes, sizes
 from bench.inprocess import Harness, log
 from bench.probes import OtherWork, Probe
 from bench.stack import REPOSITORY, running_stack
@@ -34,7 +35,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.markdown, args.plot = args.markdown.resolve(), args.plot.resolve()
     counts = (
-        {"cold": 2, "warm": 20, "warmup": 5, "phases": 10, "reps": 1, "injected": 1, "queue": 1, "receipts": 20}
+        {
+            "cold": 2,
+            "warm": 20,
+            "warmup": 5,
+            "phases": 10,
+            "reps": 1,
+            "injected": 1,
+            "queue": 1,
+            "receipts": 20,
+            "stack_warmup": 5,
+            "stack_pushes": 20,
+            "stack_rounds": 3,
+        }
         if args.quick
         else {
             "cold": 11,
@@ -45,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
             "injected": 3,
             "queue": 5,
             "receipts": 300,
+            "stack_warmup": 20,
+            "stack_pushes": 200,
+            "stack_rounds": 3,
         }
     )
     saved = OUT / "results.pickle"
@@ -93,6 +109,15 @@ def main(argv: list[str] | None = None) -> int:
             receipts = routes.receipts(harness, pushes=counts["receipts"], warmup=counts["warmup"])
             other.mark("receipts")
             harness.inject("none")
+    # A whole local stack after the engines above have stopped: the two never share the machine.
+    shutil.rmtree(OUT / "local-stack", ignore_errors=True)
+    stack_receipts = receipt_route.on_local_stack(
+        OUT / "local-stack",
+        pushes=counts["stack_pushes"],
+        warmup=counts["stack_warmup"],
+        rounds=counts["stack_rounds"],
+    )
+    other.mark("receipts on the local stack")
     elapsed = time.monotonic() - started
     results = report.Results(
         date=datetime.now(UTC),
@@ -108,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         sdk=sdk,
         unified=unified,
         receipts=receipts,
+        stack_receipts=stack_receipts,
         artifacts=artifacts,
         layer_entries=layer_entries,
     )

@@ -1,28 +1,19 @@
 """The report's sections on the official-SDK baseline, idempotent sends, the unified route, the
-receipt route and the AWS cost per 1000 SMS, and their rows in the targets table."""
+receipt route (bench.report_receipts) and the AWS cost per 1000 SMS, and their rows in the targets table."""
 
 from __future__ import annotations
-
-from collections import Counter
 
 from bench import cost
 from bench.coldstart import SDK_LABEL
 from bench.probes import critical_rounds, rounds
-from bench.results import Results, ms, point, table, verdict
+from bench.report_receipts import receipt_rows, receipts_section
+from bench.results import Results, Row, ms, ops, point, table, verdict
 from bench.routes import FAILOVER_FAULT, TEMPLATE
 
 SDK_WARM_TARGET = 1.0
 SDK_COLD_TARGET = 1.0
 KEYED_ROUNDS_TARGET = (2, 1)
 FAILOVER_PROVIDER_ROUNDS = 1
-RECEIPT_P99_TARGET_MS = 700.0
-Row = tuple[str, str, str, str, str]
-
-
-def ops(counter: Counter[str]) -> str:
-    if not counter:
-        return "0"
-    return f"{counter.total()} ({', '.join(f'{k} {v}' for k, v in sorted(counter.items()))})"
 
 
 def median_rounds(samples: list[tuple[int, int]]) -> tuple[int, int]:
@@ -88,11 +79,12 @@ def target_rows(results: Results) -> list[Row]:
             "" if met else "see §9",
         )
     )
-    rows += unified_and_receipt_rows(results)
+    rows += unified_rows(results)
+    rows += receipt_rows(results)
     return rows
 
 
-def unified_and_receipt_rows(results: Results) -> list[Row]:
+def unified_rows(results: Results) -> list[Row]:
     rows: list[Row] = []
     if results.unified:
         direct, failover = results.unified["direct-injected"].rounds, results.unified["failover-injected"].rounds
@@ -106,18 +98,6 @@ def unified_and_receipt_rows(results: Results) -> list[Row]:
                 verdict(met),
                 "" if met else f"{added - FAILOVER_PROVIDER_ROUNDS} provider rounds over",
                 "" if met else "see §10",
-            )
-        )
-    if results.receipts:
-        route = results.receipts["route"]
-        met = route.wall(99) <= RECEIPT_P99_TARGET_MS
-        rows.append(
-            (
-                "7. Receipt route p99 ≤ 700 ms (Aliyun's limit for answering a push)",
-                f"p99 {ms(route.wall(99), 2)} ms (p50 {ms(route.wall(50), 2)} ms, {len(route.samples)} pushes)",
-                verdict(met),
-                "" if met else f"{ms(route.wall(99) - RECEIPT_P99_TARGET_MS, 0)} ms over",
-                "",
             )
         )
     return rows
@@ -243,42 +223,6 @@ The route's number transactions check the tenant's opt-out list (a `ConditionChe
 configuration table), so even one number goes through a transaction and is read back.
 
 {table(header, rows)}"""
-
-
-def receipts_section(results: Results) -> str:
-    r = results.receipts
-    rows = []
-    for name, label in (
-        ("route", "receipt route (one report per push)"),
-        ("consumer", "receipts consumer (one receipt per invocation, every push)"),
-    ):
-        series = r[name]
-        rows.append(
-            (
-                label,
-                len(series.samples),
-                ms(series.wall(50), 2),
-                ms(series.wall(99), 2),
-                ms(max(s.wall for s in series.samples) * 1000, 2),
-                ops(series.calls("dynamodb")),
-                ops(series.calls("sqs")),
-            )
-        )
-    route = r["route"]
-    met = route.wall(99) <= RECEIPT_P99_TARGET_MS
-    return f"""## 11. Receipts
-
-The receipts function's handler in process: one delivery report in Aliyun's push format (a JSON
-array of `SmsReport` objects, as `tests/integration/test_receipts.py` posts them) per push to
-`POST /v1/receipts/aliyun/{{token}}`, for each of {len(route.samples)} 1-number SendBatchSms sends made just
-before; then the receipts queue (moto) fed to the same function's consumer one message per
-invocation. Warm: {results.counts["warmup"]} untimed pushes first.
-
-{table(["Part", "Calls", "p50 ms", "p99 ms", "Max ms", "DynamoDB calls", "SQS calls"], rows)}
-
-- Target (route p99 ≤ {RECEIPT_P99_TARGET_MS:.0f} ms, Aliyun's limit): {verdict(met)}
-  ({ms(route.wall(99), 2)} ms). The route checks the path's token against the cached secret and queues the
-  reports; the matching against the message log is the consumer's, off the provider's clock."""
 
 
 def cost_section(results: Results) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -11,6 +12,7 @@ from typing import Any
 from bench.coldstart import ColdStartResult
 from bench.inprocess import INJECTED, QueuePoint, SweepPoint, WarmResult
 from bench.phases import BREAKDOWN
+from bench.receipt_route import StackReceipts
 from bench.routes import Series
 from bench.sizes import Size
 from smsgw.config import ProviderSettings
@@ -42,6 +44,8 @@ PROVIDER_STEP = next(label for label, step, _ in BREAKDOWN if step == "provider"
 
 
 Points = dict[tuple[str, int, str, bool], SweepPoint]
+Row = tuple[str, str, str, str, str]
+"""A row of the targets table: target, measured, verdict, distance, where the time goes."""
 
 
 @dataclass
@@ -65,6 +69,8 @@ class Results:
     """`/v1/messages`: `direct`, `failover`, and each `-injected` (20 ms on every call)."""
     receipts: dict[str, Series] = field(default_factory=dict)
     """`send` (the sends receipts answer), `route` (one push each), `consumer` (batches of 10)."""
+    stack_receipts: StackReceipts | None = None
+    """The receipt route over HTTP on a whole local stack (bench.receipt_route)."""
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[Any]], align: str | None = None) -> str:
@@ -77,6 +83,13 @@ def table(header: Sequence[str], rows: Sequence[Sequence[Any]], align: str | Non
 
 def ms(value: float, digits: int = 1) -> str:
     return f"{value:,.{digits}f}"
+
+
+def ops(counter: Counter[str]) -> str:
+    """Calls counted by operation: the total, then each."""
+    if not counter:
+        return "0"
+    return f"{counter.total()} ({', '.join(f'{k} {v}' for k, v in sorted(counter.items()))})"
 
 
 def size(n: int) -> str:

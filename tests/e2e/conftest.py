@@ -7,16 +7,14 @@ import json
 import os
 import re
 from collections.abc import Generator, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from local.running import QUOTAS_OFF, running, running_for_delivery
 from local.stack import LocalStack
 
-# The quotas and the pumping guard off: tests send to the same numbers, and to many of one number block.
-QUOTAS_OFF = "phone_per_minute=0,phone_per_hour=0,phone_per_day=0,account_per_day=0,ip_per_day=0,block_per_hour=0"
 TENANT_KEYS = {"tenant-a": "key-of-tenant-a", "tenant-b": "key-of-tenant-b"}
 REPOSITORY = Path(__file__).resolve().parents[2]
 
@@ -28,21 +26,9 @@ def make_run_api_key() -> str:
     return found[1]
 
 
-@contextmanager
-def running(state_dir: Path, **options: object) -> Iterator[LocalStack]:
-    # The handlers' logs go beside the engines' logs, out of the test report.
-    with (state_dir / "functions.log").open("ab") as function_logs:
-        stack = LocalStack(api_port=0, state_dir=state_dir, function_output=function_logs, **options)  # type: ignore[arg-type]
-        stack.start()
-        try:
-            yield stack
-        finally:
-            stack.stop()
-
-
 class FunctionLog:
     """What the stack's functions print from here on, as CloudWatch Logs would receive it: their
-    log lines and the EMF documents of their metrics (`running` sends it all to functions.log)."""
+    log lines and the EMF documents of their metrics (`local.running.running` sends it all to functions.log)."""
 
     def __init__(self, stack: LocalStack) -> None:
         assert stack.state_dir is not None
@@ -172,28 +158,12 @@ def router_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStac
         yield stack
 
 
-DELIVERY_KEYS = {"shop-1": "key-of-shop-1"}
-
-
 @pytest.fixture(scope="module")
 def delivery_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    """The gateway with the quotas and the pumping guard off for Aliyun and Ronglian (a thousand
-    numbers of one block), a receipt that comes before its send is recorded seen again within
-    seconds, as often as it takes (a batch takes less than the visibility timeout: one that took
-    longer would be delivered again), and three workers per function. Its own module's only."""
-    quotas = QUOTAS_OFF
-    overrides = {
-        "AliyunQuotaLimits": quotas,
-        "RonglianQuotaLimits": quotas,
-        "QueueVisibilityTimeoutSeconds": "10",
-        "QueueMaxReceiveCount": "20",
-    }
-    with running(
-        tmp_path_factory.mktemp("delivery-stack"),
-        parameter_overrides=overrides,
-        api_keys=DELIVERY_KEYS,
-        function_concurrency=3,
-    ) as stack:
+    """The gateway set up for delivery tracking (local.running.DELIVERY_OVERRIDES): the quotas and
+    the pumping guard off for Aliyun and Ronglian, receipts that come before their send seen again
+    within seconds, three workers per function. Its own module's only."""
+    with running_for_delivery(tmp_path_factory.mktemp("delivery-stack")) as stack:
         yield stack
 
 

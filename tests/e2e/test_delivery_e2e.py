@@ -23,11 +23,11 @@ import requests
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
+from local.receipt_pushes import aliyun_body, check_aliyun_answer, delivered_aliyun_reports, push_aliyun, send, settle
+from local.running import DELIVERY_KEYS
 from local.sandbox import ProviderSandbox
 from local.sandbox.inbox import Sms
-from local.sandbox.receipts import aliyun_report
 from local.stack import LOCAL_RECEIPT_TOKENS, LOCAL_WEBHOOK_SECRET, STATE_FILE, LocalStack
-from tests.e2e.conftest import DELIVERY_KEYS
 from tests.support import LoopbackEndpoint
 
 pytestmark = pytest.mark.e2e
@@ -91,11 +91,7 @@ def sandbox(delivery_stack: LocalStack) -> Iterator[ProviderSandbox]:
 
 
 def post(stack: LocalStack, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    answer = requests.post(f"{stack.api_url}{path}", json=body, headers={"x-api-key": KEY}, timeout=60)
-    assert answer.status_code == 200, answer.text
-    result: dict[str, Any] = answer.json()
-    assert result["summary"]["accepted"] == len(result["results"]), result["summary"]
-    return result
+    return send(stack, KEY, path, body)
 
 
 def deliveries(stack: LocalStack, request_id: str) -> dict[str, dict[str, Any]]:
@@ -103,12 +99,6 @@ def deliveries(stack: LocalStack, request_id: str) -> dict[str, dict[str, Any]]:
     answer = requests.get(f"{stack.api_url}/v1/messages/{request_id}", headers={"x-api-key": KEY}, timeout=30)
     assert answer.status_code == 200, answer.text
     return {r["phone_number"]: r["delivery"] for r in answer.json()["results"]}
-
-
-def settle(stack: LocalStack, sandbox: ProviderSandbox) -> None:
-    """Every receipt due pushed, and every queue (receipts, webhooks) worked through."""
-    sandbox.wait_for_receipts(120)
-    stack.drain(timeout=240)
 
 
 def reconcile(stack: LocalStack, ahead: str) -> dict[str, int]:
@@ -170,7 +160,7 @@ def test_a_thousand_numbers_end_with_their_true_status_and_one_webhook_per_chang
     sandbox.configure_receipts(**RECEIPT_FAULTS)
 
     answers = send_everything(stack, client.url)
-    settle(stack, sandbox)
+    settle(stack)
     messages = {"+" + m.sent.msisdn: m for m in sandbox.messages()}
     assert len({r["phone_number"] for a in answers for r in a["results"]}) == len(messages) == 1000
 
@@ -213,7 +203,7 @@ def test_a_thousand_numbers_end_with_their_true_status_and_one_webhook_per_chang
     # Receipts contradicting a final status, for every tenth number, change nothing and send nothing
     for sms in list(messages.values())[::10]:
         sandbox.act(sms.id, "fail" if final["+" + sms.sent.msisdn] == "delivered" else "deliver")
-    settle(stack, sandbox)
+    settle(stack)
     assert now_known() == final
     assert len(client.events) == 2 * len(messages)
     assert client.deliveries.total() == len(client.events)
@@ -233,30 +223,14 @@ def test_the_aliyun_receipt_route_answers_every_push_and_refuses_a_wrong_token_o
     delivery_stack: LocalStack, sandbox: ProviderSandbox
 ) -> None:
     stack = delivery_stack
-    sandbox.configure_receipts(auto=False)
-    answer = post(
-        stack,
-        "/v1/aliyun/batch-messages",
-        {
-            "template_code": "SMS_000002",
-            "sign_name": "SmsGateway",
-            "messages": [{"phone_number": f"1361111{n:04d}", "template_param": {"code": "1"}} for n in range(10)],
-        },
-    )
-    for sms in sandbox.messages():
-        sandbox.act(sms.id, "deliver")
-    settle(stack, sandbox)
-    # The receipts Aliyun pushed, pushed again: matched to their send, settled already
-    reports = [aliyun_report(sms) for sms in sandbox.messages() if sms.receipt == "pushed"]
-    assert len(reports) == 10
+    answer, reports = delivered_aliyun_reports(stack, KEY, 10)
     url = stack.receipt_urls()["aliyun"]
 
-    # Every push again answered as Aliyun wants it (how fast: `make bench`, the receipt route's p99)
-    with requests.Session() as session:
+    # The receipts Aliyun pushed, pushed again, each answered as Aliyun wants it, though matched to a
+    # send settled already (how fast: `make bench`, the receipt route on the local stack)
+    with requests.Session() as http:
         for number in range(50):
-            body = json.dumps([reports[number % len(reports)]])
-            pushed = session.post(url, data=body, headers={"content-type": "application/json"}, timeout=10)
-            assert (pushed.status_code, pushed.json()) == (200, {"code": 0, "msg": "接收成功"})
+            check_aliyun_answer(push_aliyun(http, url, aliyun_body([reports[number % len(reports)]])))
     stack.drain(timeout=240)
     assert {d["status"] for d in deliveries(stack, answer["request_id"]).values()} == {"delivered"}
 
