@@ -26,6 +26,9 @@ def _batch(credentials: AliyunCredentials, settings: SendSettings, http: HttpSet
 SEND_INTER = Operation("aliyun", AliyunInterSmsClient.operation, _inter)
 SEND_BATCH = Operation("aliyun", AliyunBatchSmsClient.operation, _batch)
 router = Router()
+# Built at import rather than by the first request: smsgw.models defers each model to its function.
+AliyunInterSmsRequest.model_rebuild()
+AliyunBatchSmsRequest.model_rebuild()
 
 
 @router.post(

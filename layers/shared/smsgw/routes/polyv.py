@@ -21,6 +21,8 @@ def _client(credentials: PolyvCredentials, settings: SendSettings, http: HttpSet
 
 SEND = Operation("polyv", PolyvClient.operation, _client)
 router = Router()
+# Built at import rather than by the first request: smsgw.models defers each model to its function.
+PolyvSendRequest.model_rebuild()
 
 
 @router.post(

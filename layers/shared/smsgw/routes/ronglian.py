@@ -21,6 +21,8 @@ def _client(credentials: RonglianCredentials, settings: SendSettings, http: Http
 
 SEND = Operation("ronglian", RonglianClient.operation, _client)
 router = Router()
+# Built at import rather than by the first request: smsgw.models defers each model to its function.
+RonglianTemplateSmsRequest.model_rebuild()
 
 
 @router.post(

@@ -21,6 +21,8 @@ def _no_client(*_: Any) -> Any:
 
 SEND = Operation(ANY_PROVIDER, "messages", _no_client)
 router = Router()
+# Built at import rather than by the first request: smsgw.models defers each model to its function.
+MessageRequest.model_rebuild()
 
 
 @router.post(
