@@ -168,9 +168,9 @@ def _two_copies(restore: bool) -> list[dict[str, Any]]:
     A fork reseeds random's own generator in the child (os.register_at_fork), which a restore does
     not: each child takes the state back first."""
     copies = []
+    state = random.getstate()  # the snapshot's, taken once: a thread left running may draw meanwhile
     for _ in range(2):
         read, write = os.pipe()
-        state = random.getstate()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the copy reports through the pipe
             try:
