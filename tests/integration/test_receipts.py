@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,7 +20,7 @@ from local.sandbox import ProviderSandbox
 from smsgw import runtime
 from smsgw.deliveries import DeliveryStore
 from smsgw.reconcile import Reconciler
-from tests.support import FakeContext, call, event, invoke
+from tests.support import FakeContext, Tables, call, event, invoke
 
 TOKENS = {"aliyun": "aliyun-receipt-token-0001", "ronglian": "ronglian-receipt-token-01"}
 WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -218,8 +219,6 @@ def test_aliyun_checks_the_url_with_a_get(wired: dict[str, str]) -> None:
 def test_numbers_no_receipt_settled_expire_after_72_hours(
     wired: dict[str, str], sandbox: ProviderSandbox, tables: Any, dynamodb_url: str
 ) -> None:
-    import time
-
     answer = send(["+8613600136000"])
     store = DeliveryStore(tables.messages, client=runtime.dynamodb_client(), retention_seconds=86_400)
 
@@ -231,3 +230,42 @@ def test_numbers_no_receipt_settled_expire_after_72_hours(
     assert (late.expired, late.closed) == (1, 1)
     assert again.calls == 0, "a closed call leaves the open index"
     assert lookup(answer["request_id"])["results"][0]["delivery"]["status"] == "expired"
+
+
+def test_the_receipt_index_of_many_calls_is_written_in_side_by_side_batches(
+    wired: dict[str, str], sandbox: ProviderSandbox, tables: Tables, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SendInterSms makes one call per number: 60 numbers are 60 index items, three BatchWriteItem
+    of at most 25 that run at once (one round), not one after another."""
+    spans: dict[int, list[float]] = {}  # per thread: each write runs on a thread of its own
+    sizes: list[int] = []
+    session = boto3.session.Session()
+
+    def started(params: dict[str, Any], **_: Any) -> None:
+        sizes.append(sum(len(items) for items in params["RequestItems"].values()))
+        spans[threading.get_ident()] = [time.monotonic()]
+        time.sleep(0.2)  # each write takes long enough that writes one after another could not overlap
+
+    def ended(**_: Any) -> None:
+        spans[threading.get_ident()].append(time.monotonic())
+
+    session.events.register("provide-client-params.dynamodb.BatchWriteItem", started)
+    session.events.register("after-call.dynamodb.BatchWriteItem", ended)
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", session)
+    runtime.reset()
+    phones = [f"+85291234{i:03d}" for i in range(60)]
+    body = {"phone_numbers": phones, "country_code": "HK", "sign_name": "Shop", "template_code": "SMS_1"}
+    evt = event("aliyun-send.json", body=body)
+    evt["requestContext"]["identity"]["apiKeyId"] = TENANT
+
+    status, answer = invoke("aliyun", evt)
+
+    assert (status, answer["summary"]["accepted"]) == (200, 60)
+    assert sorted(sizes) == [10, 25, 25]
+    assert len(spans) == 3
+    assert max(s[0] for s in spans.values()) < min(s[-1] for s in spans.values()), "the three writes overlap"
+    store = DeliveryStore(tables.messages, client=runtime.dynamodb_client(), retention_seconds=86_400)
+    for result in answer["results"]:
+        indexed = store.indexed("aliyun", result["message_id"])
+        assert indexed is not None
+        assert indexed.numbers == (result["phone_number"],)

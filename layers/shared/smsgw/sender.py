@@ -27,7 +27,7 @@ from smsgw.schemas import RECORD_INCOMPLETE, SendResponse
 from smsgw.service import Caller, Delivery, Operation
 from smsgw.tracking import Tracking
 
-_LOG_WRITER = ThreadPoolExecutor(max_workers=4, thread_name_prefix="message-log")
+_LOG_WRITER = ThreadPoolExecutor(max_workers=8, thread_name_prefix="message-log")
 INLINE_INDEX_ITEMS = 90
 RELEASE_SECONDS = 3.0
 """What giving a claim back may take (DynamoDB's connect and read timeouts)."""
@@ -263,7 +263,8 @@ class Sender:
         if self.tracking is None:
             return []
         tracking = self.tracking
-        jobs = [_LOG_WRITER.submit(tracking.write_index, index)] if index else []
+        # one BatchWriteItem per 25 items, side by side (one round, as many calls as a send has chunks)
+        jobs = [_LOG_WRITER.submit(tracking.write_index, index[i : i + 25]) for i in range(0, len(index), 25)]
         if callback_url is not None:
             jobs.append(_LOG_WRITER.submit(tracking.accepted, caller.tenant, caller.request_id, body, callback_url))
         return jobs
