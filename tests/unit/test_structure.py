@@ -68,3 +68,8 @@ def test_the_count_sees_imports_at_the_top_and_inside_functions() -> None:
 def test_the_template_stays_under_1000_lines() -> None:
     lines = len((ROOT / "template.yaml").read_text(encoding="utf-8").splitlines())
     assert 300 < lines < 1000
+
+
+def test_the_readme_is_a_short_front_page() -> None:
+    """The README stays within 12 KB (12,000 bytes): the rest is in docs/."""
+    assert (ROOT / "README.md").stat().st_size <= 12_000
