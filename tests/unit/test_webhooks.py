@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
+import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -12,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from standardwebhooks import Webhook
 
-from smsgw.webhooks import UnsafeDestination, check_destination, deliver, event, event_id, sign
+from smsgw.webhooks import Event, UnsafeDestination, WebhookSender, check_destination, deliver, event, event_id, sign
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
@@ -118,3 +121,81 @@ def test_the_body_is_what_was_signed() -> None:
         "shop", "https://93.184.216.34/h", request_id="r", phone="+8613800138000", status="expired", provider="aliyun"
     )
     assert json.loads(sent.body())["data"]["status"] == "expired"
+
+
+class Outbox:
+    """The webhook queue or its dead-letter queue: what was put back, with its delay."""
+
+    def __init__(self) -> None:
+        self.put_back: list[tuple[int, list[Event]]] = []
+
+    def put(self, events: Sequence[Event], *, delay_seconds: int = 0) -> None:
+        self.put_back.append((delay_seconds, list(events)))
+
+
+def _message(count: int) -> str:
+    events = [
+        event("shop", "http://127.0.0.1/h", request_id="r", phone=f"+86138{i:08d}", status="accepted", provider=None)
+        for i in range(count)
+    ]
+    return json.dumps([json.loads(e.to_message()) for e in events])
+
+
+class Receiver:
+    """A client's endpoint: how many posts it had in flight at once, and which ids it got."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.ids: list[str] = []
+        self.in_flight = self.most = 0
+        self.lock = threading.Lock()
+
+    def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> int:
+        with self.lock:
+            self.in_flight += 1
+            self.most = max(self.most, self.in_flight)
+        time.sleep(self.seconds)
+        with self.lock:
+            self.in_flight -= 1
+            self.ids.append(headers["webhook-id"])
+        return 204
+
+
+def _sender(receiver: Receiver, retries: Outbox, clock: Any = time.monotonic) -> WebhookSender:
+    return WebhookSender(lambda: {"shop": SECRET}, retries, Outbox(), receiver.post, allow_loopback=True, clock=clock)
+
+
+def test_the_events_of_a_message_are_posted_side_by_side() -> None:
+    receiver, retries = Receiver(0.05), Outbox()
+
+    _sender(receiver, retries).process(_message(40))
+
+    assert len(set(receiver.ids)) == 40
+    assert receiver.most > 1
+    assert retries.put_back == []
+
+
+def test_events_not_posted_by_the_deadline_go_back_to_the_queue_as_they_are() -> None:
+    receiver, retries = Receiver(0.01), Outbox()
+    message = _message(100)
+    # the clock is the posts done: none starts once more than 5 are over
+    sender = _sender(receiver, retries, clock=lambda: len(receiver.ids))
+
+    sender.process(message, deadline=5)
+
+    [(delay, untried)] = retries.put_back
+    everything = [e["id"] for e in json.loads(message)]
+    assert delay == 0
+    assert receiver.ids
+    assert untried
+    assert sorted(receiver.ids + [e.id for e in untried]) == sorted(everything), "each event posted or put back"
+    assert {e.attempt for e in untried} == {0}, "not tried: the same try again"
+
+
+def test_past_the_deadline_nothing_is_posted() -> None:
+    receiver, retries = Receiver(0), Outbox()
+
+    _sender(receiver, retries).process(_message(3), deadline=time.monotonic() - 1)
+
+    assert receiver.ids == []
+    assert [(delay, len(events)) for delay, events in retries.put_back] == [(0, 3)]

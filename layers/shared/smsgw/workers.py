@@ -5,6 +5,8 @@ reported by the invocation)."""
 from __future__ import annotations
 
 import asyncio
+import functools
+import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -33,7 +35,7 @@ from smsgw.reconcile import Reconciler
 from smsgw.rules import RuleStore
 from smsgw.runtime import dynamodb_client, on_reset, sqs_client
 from smsgw.tracking import WebhookQueue
-from smsgw.webhooks import WebhookSender
+from smsgw.webhooks import POSTS, WebhookSender
 
 _POOL = ThreadPoolExecutor(max_workers=10, thread_name_prefix="webhook")
 TIMEOUT = (3.0, 10.0)
@@ -80,7 +82,7 @@ def receipts_consumer(event: dict[str, Any], context: LambdaContext) -> Mapping[
 def webhook_sender() -> WebhookSender:
     settings = WebhookSettings.from_env()
     secrets = CredentialStore(settings.webhook_secret_id, WebhookSecrets, max_age=settings.secret_max_age_seconds)
-    session = no_retry_session(10)
+    session = no_retry_session(POSTS)  # a connection per post in flight
 
     def post(url: str, body: bytes, headers: Mapping[str, str]) -> int:
         # Never follow a redirect: a 3xx is the receiver's answer, and a failure.
@@ -101,8 +103,14 @@ def send_webhooks(event: dict[str, Any], context: LambdaContext) -> dict[str, An
     sender = webhook_sender()
     processor = AsyncBatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
+    # No post starts once what is left of the invocation could not see it answer or time out (or,
+    # for a function given less time than one post may take, after half of it: some always go).
+    left = context.get_remaining_time_in_millis() / 1000
+    deadline = time.monotonic() + max(left - sum(TIMEOUT) - 2, left / 2)
+
     async def record_handler(record: SQSRecord) -> None:
-        await asyncio.get_running_loop().run_in_executor(_POOL, sender.process, record.body)
+        process = functools.partial(sender.process, record.body, deadline=deadline)
+        await asyncio.get_running_loop().run_in_executor(_POOL, process)
 
     return dict(
         async_process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
