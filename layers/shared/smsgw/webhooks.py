@@ -192,8 +192,9 @@ class WebhookSender:
     delivery goes back to the queue with the next delay of `RETRY_DELAYS`, then to the dead-letter
     queue. A message is done once each of its events is delivered, queued again or dead-lettered.
 
-    A message's events are posted side by side (`POSTS` at once, for all the messages of a batch),
-    so that its 200 events take a few posts' time, not 200. An event not yet posted when the
+    A message's events are posted side by side (`POSTS` at once, for all the messages of a batch:
+    no more than one post per message of a full batch made before), so that a message of 200 events
+    alone does not take 200 posts' time. An event not yet posted when the
     invocation's time runs short goes back to the queue as it is (the same try), rather than be
     cut off by the function's timeout, which would deliver the whole message again."""
 
@@ -245,7 +246,7 @@ class WebhookSender:
             self.dead_letters.put(dead)
 
 
-POSTS = 32
+POSTS = 10
 
 
 @functools.cache
