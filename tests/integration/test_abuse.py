@@ -158,15 +158,15 @@ class TestFeedback:
         _, sent = ronglian("13800138000")
         capsys.readouterr()
 
-        def feedback() -> dict[str, Any]:
-            evt = event("polyv-send.json", body={"phone_number": "+8613800138000", "converted": True})
+        def feedback(converted: bool = True) -> dict[str, Any]:
+            evt = event("polyv-send.json", body={"phone_number": "+8613800138000", "converted": converted})
             path = f"/v1/messages/{sent['request_id']}/feedback"
             evt.update(path=path, resource="/v1/messages/{requestId}/feedback")
             evt["requestContext"]["identity"]["apiKeyId"] = TENANT
             return invoke("messages", evt)[1]
 
-        assert feedback()["recorded"] is True
-        assert feedback()["recorded"] is False
+        # Not converted, then used late: counted once; a conversion is never taken back
+        assert [feedback(c)["recorded"] for c in (False, False, True, True, False)] == [True, False, True, False, False]
         documents = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"converted"' in line]
         metrics = [d for d in documents if "_aws" in d]
         assert len(metrics) == 1

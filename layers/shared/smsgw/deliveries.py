@@ -204,7 +204,9 @@ class DeliveryStore:
         return found
 
     def record_feedback(self, tenant: str, request_id: str, phone: str, *, converted: bool) -> bool:
-        """A number's conversion feedback, kept once: True the first time, False for a repeat."""
+        """A number's conversion feedback, True when it changed what was kept: the first feedback,
+        or `converted` after a `not converted` (a code used late). A conversion is never taken back,
+        and a repeat changes nothing (False)."""
         item = {
             "pk": {"S": f"feedback#{tenant}#{request_id}#{phone}"},
             "converted": {"BOOL": converted},
@@ -212,7 +214,7 @@ class DeliveryStore:
             "expires_at": {"N": str(int(time.time()) + self.retention)},
         }
         try:
-            self.client.put_item(TableName=self.table_name, Item=item, ConditionExpression="attribute_not_exists(pk)")
+            self.client.put_item(TableName=self.table_name, Item=item, **_kept_unless(converted))
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 return False
@@ -269,3 +271,13 @@ def _indexed(item: dict[str, Any]) -> Indexed:
 
 def _unavailable(exc: Exception) -> DependencyUnavailable:
     return DependencyUnavailable(f"DynamoDB is unavailable ({type(exc).__name__})")
+
+
+def _kept_unless(converted: bool) -> dict[str, Any]:
+    """The feedback put's condition: none kept yet, or, for a conversion, `not converted` kept."""
+    if not converted:
+        return {"ConditionExpression": "attribute_not_exists(pk)"}
+    return {
+        "ConditionExpression": "attribute_not_exists(pk) OR converted = :no",
+        "ExpressionAttributeValues": {":no": {"BOOL": False}},
+    }
