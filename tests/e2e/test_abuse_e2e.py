@@ -294,7 +294,8 @@ def test_feedback_moves_the_conversion_metric_of_its_country_and_block_once_per_
         feedback(cn[0], True),  # again: once per number
         feedback(cn[3], False),
         feedback(cn[4], False),
-        feedback(cn[4], True),  # the first word stands
+        feedback(cn[4], True),  # used late: counted now
+        feedback(cn[4], False),  # a conversion is never taken back
         feedback(hk[0], True),
         feedback(hk[1], False),
     ]
@@ -302,11 +303,12 @@ def test_feedback_moves_the_conversion_metric_of_its_country_and_block_once_per_
     stranger = feedback("13555559999", True)
 
     assert {answer.status_code for answer in given} == {200}
-    assert [answer.json()["recorded"] for answer in given] == [True, True, True, False, True, True, False, True, True]
+    recorded = [answer.json()["recorded"] for answer in given]
+    assert recorded == [True, True, True, False, True, True, True, False, True, True]
     assert given[2].json()["phone_number"] == cn[2]
     assert accepted == {"block": {"86-1355555": 6, "852-9123456": 2}, "country": {"CN": 6, "HK": 2}}
     assert before == {"block": {}, "country": {}}
-    assert after == {"block": {"86-1355555": 3, "852-9123456": 1}, "country": {"CN": 3, "HK": 1}}
+    assert after == {"block": {"86-1355555": 4, "852-9123456": 1}, "country": {"CN": 4, "HK": 1}}
     # A number the request did not send to takes no feedback, and moves nothing
     assert (stranger.status_code, stranger.json()["error"]["code"]) == (404, "number_not_in_request")
     assert log.total("converted", by="block") == after["block"]
