@@ -99,6 +99,9 @@ def sent_calls(results: Iterable[Mapping[str, Any]], provider: str | None, opera
     return [Sent(p, o, m, tuple(n)) for (p, o, m), n in calls.items()]
 
 
+BATCH_WRITE_ITEMS = 25  # DynamoDB's ceiling on the items of one BatchWriteItem
+
+
 class DeliveryStore:
     def __init__(self, table_name: str, *, client: Any, retention_seconds: int) -> None:
         self.table_name = table_name
@@ -132,8 +135,9 @@ class DeliveryStore:
         return items
 
     def write_index(self, items: Sequence[dict[str, Any]]) -> None:
-        for start in range(0, len(items), 25):
-            request = {self.table_name: [{"PutRequest": {"Item": i["Item"]}} for i in items[start : start + 25]]}
+        for start in range(0, len(items), BATCH_WRITE_ITEMS):
+            chunk = items[start : start + BATCH_WRITE_ITEMS]
+            request = {self.table_name: [{"PutRequest": {"Item": i["Item"]}} for i in chunk]}
             for _ in range(5):
                 try:
                     answer = self.client.batch_write_item(RequestItems=request)

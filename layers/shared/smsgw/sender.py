@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from smsgw import gathering, phones
 from smsgw.clock import Budget
+from smsgw.deliveries import BATCH_WRITE_ITEMS
 from smsgw.errors import GatewayError
 from smsgw.idempotency import Answer, Claim, IdempotencyInProgress, IdempotencyKeyReused, Prior, fingerprint
 from smsgw.models import SendRequest, first_of_each
@@ -263,8 +264,9 @@ class Sender:
         if self.tracking is None:
             return []
         tracking = self.tracking
-        # one BatchWriteItem per 25 items, side by side (one round, as many calls as a send has chunks)
-        jobs = [_LOG_WRITER.submit(tracking.write_index, index[i : i + 25]) for i in range(0, len(index), 25)]
+        # one BatchWriteItem per chunk, side by side: one round, however many calls
+        size = BATCH_WRITE_ITEMS
+        jobs = [_LOG_WRITER.submit(tracking.write_index, index[i : i + size]) for i in range(0, len(index), size)]
         if callback_url is not None:
             jobs.append(_LOG_WRITER.submit(tracking.accepted, caller.tenant, caller.request_id, body, callback_url))
         return jobs
