@@ -197,9 +197,10 @@ class LocalStack:
         if function_concurrency < 1:
             raise ValueError(f"function_concurrency must be at least 1, not {function_concurrency}")
         self.template_path = template_path.resolve()
-        declared = read_document(self.template_path).get("Parameters") or {}
+        document = read_document(self.template_path)
+        declared = document.get("Parameters") or {}
         local = {name: value for name, value in LOCAL_PARAMETERS.items() if name in declared}
-        self.template = Template.load(self.template_path, {**local, **(parameter_overrides or {})})
+        self.template = Template(document, self.template_path.parent, {**local, **(parameter_overrides or {})})
         self.functions: dict[str, FunctionSpec] = self.template.functions()
         self.host = host
         self.api_port = api_port

@@ -29,10 +29,9 @@ for _path in (ROOT, ROOT / "layers" / "shared"):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from scripts.templates import TemplateError, read_model, resolve_table, where_arguments  # noqa: E402
+from scripts.templates import TemplateError, gateway_errors, read_model, resolve_table, where_arguments  # noqa: E402
 from scripts.tenants import TenantError, run_command  # noqa: E402
 from smsgw import phones  # noqa: E402
-from smsgw.errors import GatewayError  # noqa: E402
 from smsgw.phones import PhoneError  # noqa: E402
 from smsgw.rules import Rules, RuleStore  # noqa: E402
 
@@ -63,10 +62,8 @@ def _number(text: str) -> str:
 def run(args: argparse.Namespace, session: Any) -> None:
     table, tenant = resolve_table(args, session)
     store = RuleStore(table.name, client=table.client, default_countries=frozenset(), cache_seconds=0)
-    try:
+    with gateway_errors():
         _command(args, store, tenant)
-    except GatewayError as exc:
-        raise TemplateError(f"{exc}{f': {exc.__cause__}' if exc.__cause__ else ''}") from exc
 
 
 def _command(args: argparse.Namespace, store: RuleStore, tenant: str) -> None:

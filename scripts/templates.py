@@ -21,14 +21,14 @@ credentials, region and `AWS_ENDPOINT_URL` the usual way.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ValidationError
 
@@ -39,6 +39,7 @@ for _path in (ROOT, ROOT / "layers" / "shared"):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
+from local.bootstrap import client  # noqa: E402
 from local.invoke import NoStack, read_state  # noqa: E402
 from local.stack import DEFAULT_STATE_DIR, STATE_FILE  # noqa: E402
 from scripts.tenants import (  # noqa: E402
@@ -79,10 +80,7 @@ class Table:
 
 def stack_table(cloudformation: Any, stack: str) -> str:
     """The configuration table of a deployed stack, from its outputs."""
-    try:
-        name = stack_outputs(cloudformation, stack).get("ConfigTableName")
-    except TenantError as exc:
-        raise TemplateError(str(exc)) from exc
+    name = stack_outputs(cloudformation, stack).get("ConfigTableName")  # a TenantError is told as it is
     if not name:
         raise TemplateError(f"stack {stack} has no configuration table (output ConfigTableName); pass --table")
     return name
@@ -96,14 +94,7 @@ def local_table(state_file: Path) -> tuple[Table, str]:
         raise TemplateError(str(exc)) from exc
     if not state.get("config_table"):
         raise TemplateError(f"the local stack of {state_file} has no configuration table")
-    client = boto3.client(
-        "dynamodb",
-        endpoint_url=state["dynamodb_url"],
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",  # noqa: S106 - DynamoDB Local accepts any credentials
-    )
-    return Table(state["config_table"], client), str(state["api_key_id"])
+    return Table(state["config_table"], client("dynamodb", state["dynamodb_url"])), str(state["api_key_id"])
 
 
 def latest_templates(table: Table, tenant: str) -> list[dict[str, Any]]:
@@ -223,10 +214,16 @@ def read_model[M: BaseModel](file: Path, model: type[M], what: str) -> M:
 
 def run(args: argparse.Namespace, session: Any) -> None:
     table, tenant = resolve_table(args, session)
-    try:
+    with gateway_errors():
         _command(args, session, table, tenant)
+
+
+@contextlib.contextmanager
+def gateway_errors() -> Iterator[None]:
+    """The gateway's own errors name the service (DynamoDB is unavailable); a command line, the cause."""
+    try:
+        yield
     except GatewayError as exc:
-        # The gateway's own errors name the service (DynamoDB is unavailable); a command line, the cause.
         raise TemplateError(f"{exc}{f': {exc.__cause__}' if exc.__cause__ else ''}") from exc
 
 

@@ -40,9 +40,8 @@ def current() -> Member | None:
 class Gathering:
     """One kind of call from the members of a batch, made together."""
 
-    def __init__(self, run: Run, due: int, linger: float, max_wait: float | None = None) -> None:
+    def __init__(self, run: Run, due: int, linger: float) -> None:
         self.run = run
-        self.max_wait = MAX_WAIT_SECONDS if max_wait is None else max_wait
         self.due = due
         """Members that may still come: neither arrived nor ended."""
         self.linger = linger
@@ -74,7 +73,7 @@ class Gathering:
         """Until this call is made by another member, or it is this member's turn to make it."""
         while not future.done():
             now = time.monotonic()
-            left = min(self._last_at + self.linger, self._first_at + self.max_wait) - now
+            left = min(self._last_at + self.linger, self._first_at + MAX_WAIT_SECONDS) - now
             if self._waiting and (self.due <= 0 or left <= 0):
                 gathered, self._waiting = self._waiting, []
                 return gathered

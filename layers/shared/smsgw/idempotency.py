@@ -28,12 +28,11 @@ from botocore.exceptions import ClientError
 from smsgw import gathering
 from smsgw.bodies import restored, stored
 from smsgw.errors import DependencyUnavailable, GatewayError
+from smsgw.quota_calls import TRANSACTION_ATTEMPTS, TRANSACTION_ITEMS
 
 Answer = dict[str, Any]
 """An answer's body as stored and replayed (the API's JSON answer to the request)."""
 State = Literal["pending", "done"]
-TRANSACTION_ITEMS = 100
-TOGETHER_ATTEMPTS = 3
 
 
 class IdempotencyInProgress(GatewayError):
@@ -239,7 +238,7 @@ class IdempotencyStore:
         cancelled transaction is written again without the one that was."""
         results: list[BaseException | None] = [None] * len(transactions)
         pending = list(range(len(transactions)))
-        for _ in range(TOGETHER_ATTEMPTS):
+        for _ in range(TRANSACTION_ATTEMPTS):
             again: list[int] = []
             for group in _packed(pending, [len(t) for t in transactions]):
                 again += self._group(group, transactions, results)

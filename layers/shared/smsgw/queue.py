@@ -18,7 +18,6 @@ were or may have been sent are never sent again, whatever failed after the provi
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -139,16 +138,16 @@ class QueueConsumer:
         batch = Batch(len(event.get("Records") or []))
 
         async def record_handler(record: SQSRecord) -> None:
-            await asyncio.get_running_loop().run_in_executor(_POOL, self.process, record, remaining_ms, batch)
+            await asyncio.get_running_loop().run_in_executor(_POOL, self.process, record, batch, remaining_ms)
 
         return async_process_partial_response(
             event=event, record_handler=record_handler, processor=processor, context=context
         )
 
-    def process(self, record: SQSRecord, remaining_ms: int | None = None, batch: Batch | None = None) -> None:
+    def process(self, record: SQSRecord, batch: Batch, remaining_ms: int | None = None) -> None:
         logger.thread_safe_append_keys(correlation_id=record.message_id)
         try:
-            with batch.member() if batch is not None else contextlib.nullcontext():
+            with batch.member():
                 self._process(record, remaining_ms)
         finally:
             logger.thread_safe_remove_keys(["correlation_id"])

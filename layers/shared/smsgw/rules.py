@@ -85,9 +85,6 @@ class Applied:
     budget: Budget | None
     opt_out_on_receipts: bool
 
-    def allows(self, e164: str) -> bool:
-        return phones.region_of(e164) in self.countries if not phones.is_mainland(e164) else "CN" in self.countries
-
 
 def block_of(e164: str) -> str:
     """The number block of a number: its country code and first seven national digits."""

@@ -30,6 +30,7 @@ from smsgw.idempotency import IdempotencyStore
 from smsgw.messages import MessageLog
 from smsgw.policy import Policy
 from smsgw.quotas import QUOTA_RETRIES, QuotaLedger
+from smsgw.rules import RuleStore
 from smsgw.sender import Sender
 from smsgw.service import SendService
 from smsgw.tracking import Tracking, WebhookQueue
@@ -95,8 +96,6 @@ def tracking(settings: SendSettings) -> Tracking:
 
 def policy(settings: SendSettings) -> Policy:
     """A sending function's rules: the tenants' own from the configuration table, when it has one."""
-    from smsgw.rules import RuleStore
-
     countries = settings.allowed_countries
     rules = None
     if settings.config_table_name:

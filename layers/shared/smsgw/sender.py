@@ -22,7 +22,7 @@ from smsgw.idempotency import Answer, Claim, IdempotencyInProgress, IdempotencyK
 from smsgw.models import SendRequest, first_of_each
 from smsgw.observability import logger, report_destinations, report_send
 from smsgw.outcomes import Status
-from smsgw.quota_calls import LeadRefused
+from smsgw.quota_calls import CALL_SECONDS, LeadRefused
 from smsgw.rules import block_of
 from smsgw.schemas import RECORD_INCOMPLETE, SendResponse
 from smsgw.service import Caller, Delivery, Operation
@@ -30,7 +30,6 @@ from smsgw.tracking import Tracking
 
 _LOG_WRITER = ThreadPoolExecutor(max_workers=8, thread_name_prefix="message-log")
 INLINE_INDEX_ITEMS = 90
-RELEASE_SECONDS = 3.0
 """What giving a claim back may take (DynamoDB's connect and read timeouts)."""
 
 
@@ -221,7 +220,7 @@ class Sender:
         except GatewayError:
             # Nothing was sent: the key is given back so that a retry is a real attempt, if time is
             # left for it (a claim left behind reads, after its lock, as numbers that may have gone).
-            if budget.send_by.allows(RELEASE_SECONDS):
+            if budget.send_by.allows(CALL_SECONDS):
                 self.store.release(claim)
             raise
         response = SendResponse.of(caller.request_id, delivery.result, delivery.reservation)
