@@ -18,10 +18,11 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from smsgw import bodies, snapshot
+from smsgw import bodies, phones, snapshot
 from smsgw.errors import GatewayError, InvalidRequest
 from smsgw.models import SendRequest
 from smsgw.observability import logger, metrics, traced
+from smsgw.phones import PhoneError
 from smsgw.runtime import RuntimeOf, queue_consumer, runtime
 from smsgw.schemas import ErrorDetail, ErrorInfo, ErrorResponse, SendResponse
 from smsgw.sender import Key, resend_if_nothing_sent
@@ -296,3 +297,13 @@ def build_handler(
         return app.resolve(event, context)
 
     return cast(Handler, handler)
+
+
+def canonical_phone(text: str, field: str) -> str:
+    """A number a route reads outside a request model, in E.164; 400 naming `field` if it is none."""
+    try:
+        return phones.international(text)
+    except PhoneError as exc:
+        raise InvalidRequest(
+            "The phone number is invalid.", details=[{"field": field, "type": "phone", "message": str(exc)}]
+        ) from None

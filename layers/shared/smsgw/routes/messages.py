@@ -10,11 +10,10 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from pydantic import BaseModel, ConfigDict, Field
 
 from smsgw import phones
-from smsgw.api import json_response, tenant_of
+from smsgw.api import canonical_phone, json_response, tenant_of
 from smsgw.deliveries import RECEIPT_PROVIDERS
-from smsgw.errors import GatewayError, InvalidRequest
+from smsgw.errors import GatewayError
 from smsgw.observability import report_destinations
-from smsgw.phones import PhoneError
 from smsgw.rules import block_of
 from smsgw.runtime import deliveries, message_log
 from smsgw.schemas import ErrorResponse
@@ -92,13 +91,7 @@ def post_feedback(requestId: Annotated[str, Path(min_length=1, max_length=128)],
     record = message_log().find(tenant, requestId)
     if record is None:
         raise MessageNotFound("No request with this id for this API key.")
-    try:
-        number = phones.international(feedback.phone_number)
-    except PhoneError as exc:
-        raise InvalidRequest(
-            "The phone number is invalid.",
-            details=[{"field": "body.phone_number", "type": "phone", "message": str(exc)}],
-        ) from None
+    number = canonical_phone(feedback.phone_number, "body.phone_number")
     if not any(r.get("phone_number") == number and r.get("status") == "accepted" for r in record.get("results") or []):
         raise NotInRequest("No accepted number of this request is that one.")
     first = deliveries().record_feedback(tenant, requestId, number, converted=feedback.converted)

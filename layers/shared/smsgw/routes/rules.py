@@ -3,26 +3,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path
-from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
-from smsgw import phones
-from smsgw.api import json_response
-from smsgw.errors import GatewayError, InvalidRequest
-from smsgw.phones import PhoneError
+from smsgw.api import canonical_phone
+from smsgw.errors import GatewayError
+from smsgw.routes.templates import ADMIN_ERRORS, admin_tenant
 from smsgw.rules import Rules, RuleStore
-from smsgw.schemas import ErrorResponse
 from smsgw.unified import router_runtime
 
 router = Router()
-ADMIN_ERRORS = {
-    403: json_response(ErrorResponse, "Not an admin API key (admin_key_required)."),
-    503: json_response(ErrorResponse, "DynamoDB is unavailable."),
-}
 PhonePath = Annotated[str, Path(min_length=4, max_length=20, description="Any spelling; kept in E.164.")]
 
 
@@ -32,22 +25,15 @@ class NotOptedOut(GatewayError):
 
 
 def _admin() -> tuple[str, RuleStore]:
-    event = cast(APIGatewayProxyEvent, router.current_event)
-    rt = router_runtime()
-    tenant = rt.admin.tenant(event.request_context.identity.api_key_id)
-    rules = rt.service.policy.rules
+    tenant = admin_tenant(router)
+    rules = router_runtime().service.policy.rules
     if rules is None:  # pragma: no cover - the router function always has its configuration table
         raise GatewayError("The rules have no table.")
     return tenant, rules
 
 
 def _canonical(phone: str) -> str:
-    try:
-        return phones.international(phone)
-    except PhoneError as exc:
-        raise InvalidRequest(
-            "The phone number is invalid.", details=[{"field": "path.phone", "type": "phone", "message": str(exc)}]
-        ) from None
+    return canonical_phone(phone, "path.phone")
 
 
 @router.put("/v1/rules", summary="Replace the tenant's rules", responses=ADMIN_ERRORS, tags=["rules"])

@@ -23,9 +23,14 @@ ADMIN_ERRORS = {
 }
 
 
-def _tenant() -> str:
-    event = cast(APIGatewayProxyEvent, router.current_event)
+def admin_tenant(routes: Router) -> str:
+    """The tenant whose admin key made the request a route of `routes` is serving; 403 for any other key."""
+    event = cast(APIGatewayProxyEvent, routes.current_event)
     return router_runtime().admin.tenant(event.request_context.identity.api_key_id)
+
+
+def _tenant() -> str:
+    return admin_tenant(router)
 
 
 @router.put(
