@@ -15,7 +15,7 @@ mainland reading against libphonenumber's.
 from __future__ import annotations
 
 import re
-from functools import cache
+from functools import cache, lru_cache
 from types import ModuleType
 
 from smsgw.lazy_packages import lazy_package
@@ -133,6 +133,7 @@ def wire_international(e164: str) -> str:
     return wire_mainland(e164) if is_mainland(e164) else e164[1:]
 
 
+@lru_cache(maxsize=4096)  # a send asks it of each number up to four times (countries, guard, budget, metrics)
 def region_of(e164: str) -> str:
     """The ISO 3166-1 alpha-2 region of an E.164 number (`+85291234567` → `HK`; mainland: `CN`)."""
     if is_mainland(e164):
