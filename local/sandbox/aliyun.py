@@ -80,7 +80,6 @@ ALIYUN_STATUS_CODES: dict[int, tuple[str, str]] = {
 
 class Aliyun(Provider):
     NAME = "aliyun"
-    RECEIPTS = True
     ACTIONS = ("SendInterSms", "SendBatchSms", "QuerySendDetails")
     SENDS = ("SendInterSms", "SendBatchSms")
     OPERATIONS: ClassVar[tuple[str, ...]] = tuple(f"aliyun.{action}" for action in ACTIONS)

@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl, urlsplit
 from local.sandbox.faults import TRANSPORT_KINDS, Fault
 from local.sandbox.inbox import Sms
 from local.sandbox.provider import Incoming, Provider, Reply
+from local.sandbox.receipts import PROVIDERS as RECEIPT_PROVIDERS
 from local.sandbox.receipts import Receipts
 from local.sandbox.registry import PROVIDERS
 from local.sandbox.state import State
@@ -128,7 +129,8 @@ class Dispatcher:
         except Exception:
             logger.exception("the inbox could not read %s's accepted call", provider.NAME)
             return []
-        return self.state.inbox.add(sent, incoming.at, "waiting" if provider.RECEIPTS else "unavailable")
+        pushes = provider.NAME in RECEIPT_PROVIDERS
+        return self.state.inbox.add(sent, incoming.at, "waiting" if pushes else "unavailable")
 
     def _hang_up(self, handler: Handler, fault: Fault) -> None:
         if fault.kind == "timeout":

@@ -72,8 +72,6 @@ class Provider(ABC):
     # and recorded calls name them.
     NAME: ClassVar[str]
     OPERATIONS: ClassVar[tuple[str, ...]]
-    # Whether it pushes delivery receipts (local.sandbox.receipts).
-    RECEIPTS: ClassVar[bool] = False
 
     def __init__(self, state: State) -> None:
         self.state = state

@@ -56,7 +56,6 @@ RONGLIAN_MESSAGES: dict[str, str] = {
 
 class Ronglian(Provider):
     NAME = "ronglian"
-    RECEIPTS = True
     PATH = re.compile(r"/2013-12-26/Accounts/([^/]+)/SMS/TemplateSMS")
     OPERATION = "ronglian.TemplateSMS"
     OPERATIONS: ClassVar[tuple[str, ...]] = (OPERATION,)
