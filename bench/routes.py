@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import sys
 from collections import Counter
 from collections.abc import Callable
@@ -21,7 +20,7 @@ from bench.probes import Sample, critical_rounds, timed
 from bench.stack import ADMIN_KEY, RECEIPT_TOKENS, TENANT, apply_environment
 from bench.workloads import BY_NAME, send_event
 from local.sandbox import Fault
-from tests.support import FakeContext, call, event, sqs_event
+from tests.support import call, event, sqs_event
 
 ROUTER = "router"
 RECEIPTS = "receipts"
@@ -65,10 +64,6 @@ class Series:
         calls = [c for s in self.samples for c in s.of("dynamodb")]
         count = max(len(self.samples), 1)
         return sum(c.units[0] for c in calls) / count, sum(c.units[1] for c in calls) / count
-
-    @property
-    def mean_ms(self) -> float:
-        return statistics.mean(s.wall for s in self.samples) * 1000 if self.samples else 0.0
 
 
 def interleaved(blocks: int, total: int, runs: dict[str, Callable[[], Sample]]) -> dict[str, Series]:
@@ -224,7 +219,7 @@ def consume(harness: Harness, queue_url: str) -> Series:
     output = Output()
     while messages := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=1).get("Messages", []):
         evt = sqs_event(*((m["MessageId"], m["Body"]) for m in messages), queue="ReceiptsQueue")
-        sample = timed(harness.probe, lambda evt=evt: call_consumer(evt))  # type: ignore[misc]
+        sample = timed(harness.probe, lambda evt=evt: call(RECEIPTS, evt))  # type: ignore[misc]
         if sample.answer.get("batchItemFailures"):
             raise RuntimeError(f"receipts consumer: {sample.answer}")
         series.samples.append(sample)
@@ -234,11 +229,6 @@ def consume(harness: Harness, queue_url: str) -> Series:
         )
     series.log_bytes = output.per_call(len(series.samples))
     return series
-
-
-def call_consumer(evt: dict[str, Any]) -> Any:
-    module = __import__(f"{RECEIPTS}.app", fromlist=["handler"])
-    return module.handler(evt, FakeContext())
 
 
 def receipts(harness: Harness, *, pushes: int, warmup: int) -> dict[str, Series]:

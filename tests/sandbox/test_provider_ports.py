@@ -3,8 +3,6 @@ the others answer, from the Python API and the control API alike."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import requests
 
@@ -20,12 +18,6 @@ def refused(provider: str, url: str) -> bool:
     except requests.exceptions.ConnectionError as exc:
         return "refused" in str(exc).lower()
     return False
-
-
-@pytest.fixture
-def all_up(box: ProviderSandbox) -> Iterator[ProviderSandbox]:
-    yield box
-    box.come_up()
 
 
 def test_every_provider_answers_on_its_own_port_and_on_the_shared_one(box: ProviderSandbox) -> None:
@@ -53,8 +45,7 @@ def test_a_providers_own_port_answers_its_paths_only(box: ProviderSandbox) -> No
     assert [(c.operation, c.status) for c in box.calls] == [("unknown", 404)]
 
 
-def test_one_provider_goes_down_alone_and_comes_back_on_the_same_port(all_up: ProviderSandbox) -> None:
-    box = all_up
+def test_one_provider_goes_down_alone_and_comes_back_on_the_same_port(box: ProviderSandbox) -> None:
     url = box.url_for("aliyun")
 
     box.go_down("aliyun")
@@ -73,8 +64,7 @@ def test_one_provider_goes_down_alone_and_comes_back_on_the_same_port(all_up: Pr
     assert send("aliyun", url).status_code == 200
 
 
-def test_all_go_down_together_the_shared_port_too(all_up: ProviderSandbox) -> None:
-    box = all_up
+def test_all_go_down_together_the_shared_port_too(box: ProviderSandbox) -> None:
     box.go_down("ronglian")
 
     box.go_down()
@@ -92,16 +82,16 @@ def test_an_unknown_provider_is_refused(box: ProviderSandbox) -> None:
         ProviderSandbox(provider_ports={"sinch": 9000})
 
 
-def test_the_control_api_takes_one_provider_down_and_up(all_up: ProviderSandbox) -> None:
-    control = all_up.control_url
+def test_the_control_api_takes_one_provider_down_and_up(box: ProviderSandbox) -> None:
+    control = box.control_url
 
     assert requests.post(control + "/down?provider=aliyun", timeout=5).json() == {"up": False, "provider": "aliyun"}
 
     described = requests.get(control + "/", timeout=5).json()
     assert described["up"] is True
-    assert described["providers"] == {name: {"url": all_up.url_for(name), "up": name != "aliyun"} for name in PROVIDERS}
-    assert refused("aliyun", all_up.url_for("aliyun"))
-    assert send("ronglian", all_up.url_for("ronglian")).status_code == 200
+    assert described["providers"] == {name: {"url": box.url_for(name), "up": name != "aliyun"} for name in PROVIDERS}
+    assert refused("aliyun", box.url_for("aliyun"))
+    assert send("ronglian", box.url_for("ronglian")).status_code == 200
     bad = requests.post(control + "/down?provider=sinch", timeout=5)
     assert (bad.status_code, bad.json()["error"]) == (
         400,
@@ -109,7 +99,7 @@ def test_the_control_api_takes_one_provider_down_and_up(all_up: ProviderSandbox)
     )
 
     assert requests.post(control + "/up?provider=aliyun", timeout=5).json() == {"up": True, "provider": "aliyun"}
-    assert send("aliyun", all_up.url_for("aliyun")).status_code == 200
+    assert send("aliyun", box.url_for("aliyun")).status_code == 200
 
 
 def test_fixed_ports_per_provider() -> None:
